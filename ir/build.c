@@ -1,0 +1,239 @@
+/* build.c — typed builders over ir_add_node.
+ *
+ * Each builder fills a prototype node (op, inputs, attributes, and for ops
+ * whose result shape is an argument, that shape) and hands it to
+ * ir_add_node, which infers, checks and hash-conses. A -1 input propagates
+ * as -1 without a new message, so callers can compose builders freely and
+ * test for failure once. The conveniences at the end (numpy-style
+ * broadcasting and its inverse, scaling, squeezing) are compositions of the
+ * primitives, never new ops.
+ */
+#include "ir.h"
+
+#include <string.h>
+
+static int set_shape(IrGraph *g, IrNode *n, int ndim, const int64_t *shape) {
+    if (ndim < 0 || ndim > IR_MAX_DIMS) return ir_set_error(g, "rank %d is outside 0..%d", ndim, IR_MAX_DIMS);
+    n->ndim = (uint8_t)ndim;
+    if (ndim) memcpy(n->shape, shape, (size_t)ndim * sizeof *shape);
+    return 0;
+}
+
+static int32_t add_named_leaf(IrGraph *g, IrOp op, const char *name, IrDType t, int ndim, const int64_t *shape, int role) {
+    IrNode n;
+    ir_node_proto(&n, op);
+    n.dtype = (uint8_t)t;
+    n.attr[0] = role;
+    if (set_shape(g, &n, ndim, shape)) return -1;
+    n.name = ir_str(g, name);
+    if (n.name < 0) return -1;
+    int32_t existing = ir_find_named(g, op, name);
+    int32_t id = ir_add_node(g, &n);
+    if (existing >= 0 && id != existing)
+        return ir_set_error(g, "%s '%s' declared twice with different types", ir_op_info[op].name, name);
+    return id;
+}
+
+int32_t ir_param(IrGraph *g, const char *name, IrDType t, int ndim, const int64_t *shape, int role) {
+    return add_named_leaf(g, OP_PARAM, name, t, ndim, shape, role);
+}
+
+int32_t ir_input(IrGraph *g, const char *name, IrDType t, int ndim, const int64_t *shape) {
+    return add_named_leaf(g, OP_INPUT, name, t, ndim, shape, 0);
+}
+
+int32_t ir_const(IrGraph *g, double v, IrDType t, int ndim, const int64_t *shape) {
+    IrNode n;
+    ir_node_proto(&n, OP_CONST);
+    n.dtype = (uint8_t)t;
+    n.fval = v;
+    if (set_shape(g, &n, ndim, shape)) return -1;
+    return ir_add_node(g, &n);
+}
+
+int32_t ir_const_like(IrGraph *g, double v, int32_t like) {
+    if (like < 0) return -1;
+    IrNode l = g->nodes[like];
+    return ir_const(g, v, (IrDType)l.dtype, l.ndim, l.shape);
+}
+
+int32_t ir_iota(IrGraph *g, int axis, IrDType t, int ndim, const int64_t *shape) {
+    IrNode n;
+    ir_node_proto(&n, OP_IOTA);
+    n.dtype = (uint8_t)t;
+    n.attr[0] = axis;
+    if (set_shape(g, &n, ndim, shape)) return -1;
+    return ir_add_node(g, &n);
+}
+
+static int32_t add1(IrGraph *g, IrOp op, int32_t a) {
+    IrNode n;
+    ir_node_proto(&n, op);
+    n.in[0] = a;
+    return ir_add_node(g, &n);
+}
+
+int32_t ir_unary(IrGraph *g, IrOp op, int32_t a) {
+    if (ir_op_info[op].nin != 1 || ir_op_info[op].cls != FC_ELEMWISE || op == OP_CAST)
+        return ir_set_error(g, "%s is not a unary elementwise op", ir_op_info[op].name);
+    return add1(g, op, a);
+}
+
+int32_t ir_binary(IrGraph *g, IrOp op, int32_t a, int32_t b) {
+    if (ir_op_info[op].nin != 2 || ir_op_info[op].cls != FC_ELEMWISE)
+        return ir_set_error(g, "%s is not a binary elementwise op", ir_op_info[op].name);
+    IrNode n;
+    ir_node_proto(&n, op);
+    n.in[0] = a;
+    n.in[1] = b;
+    return ir_add_node(g, &n);
+}
+
+int32_t ir_select(IrGraph *g, int32_t c, int32_t a, int32_t b) {
+    IrNode n;
+    ir_node_proto(&n, OP_SELECT);
+    n.in[0] = c;
+    n.in[1] = a;
+    n.in[2] = b;
+    return ir_add_node(g, &n);
+}
+
+int32_t ir_cast(IrGraph *g, int32_t a, IrDType t) {
+    if (a < 0) return -1;
+    if (g->nodes[a].dtype == t) return a;
+    IrNode n;
+    ir_node_proto(&n, OP_CAST);
+    n.in[0] = a;
+    n.dtype = (uint8_t)t;
+    return ir_add_node(g, &n);
+}
+
+static int32_t add_shaped(IrGraph *g, IrOp op, int32_t a, int ndim, const int64_t *shape) {
+    IrNode n;
+    ir_node_proto(&n, op);
+    n.in[0] = a;
+    if (set_shape(g, &n, ndim, shape)) return -1;
+    return ir_add_node(g, &n);
+}
+
+int32_t ir_broadcast(IrGraph *g, int32_t a, int ndim, const int64_t *shape) {
+    return add_shaped(g, OP_BROADCAST, a, ndim, shape);
+}
+
+int32_t ir_reshape(IrGraph *g, int32_t a, int ndim, const int64_t *shape) {
+    return add_shaped(g, OP_RESHAPE, a, ndim, shape);
+}
+
+int32_t ir_permute(IrGraph *g, int32_t a, const int *perm) {
+    if (a < 0) return -1;
+    IrNode n;
+    ir_node_proto(&n, OP_PERMUTE);
+    n.in[0] = a;
+    for (int d = 0; d < g->nodes[a].ndim; d++) n.attr[d] = perm[d];
+    return ir_add_node(g, &n);
+}
+
+static int32_t add_axis3(IrGraph *g, IrOp op, int32_t a, int64_t x, int64_t y, int64_t z) {
+    IrNode n;
+    ir_node_proto(&n, op);
+    n.in[0] = a;
+    n.attr[0] = x;
+    n.attr[1] = y;
+    n.attr[2] = z;
+    return ir_add_node(g, &n);
+}
+
+int32_t ir_slice(IrGraph *g, int32_t a, int axis, int64_t start, int64_t stop) {
+    return add_axis3(g, OP_SLICE, a, axis, start, stop);
+}
+
+int32_t ir_pad(IrGraph *g, int32_t a, int axis, int64_t lo, int64_t hi) {
+    return add_axis3(g, OP_PAD, a, axis, lo, hi);
+}
+
+int32_t ir_concat(IrGraph *g, int32_t a, int32_t b, int axis) {
+    IrNode n;
+    ir_node_proto(&n, OP_CONCAT);
+    n.in[0] = a;
+    n.in[1] = b;
+    n.attr[0] = axis;
+    return ir_add_node(g, &n);
+}
+
+int32_t ir_reduce(IrGraph *g, IrOp op, int32_t a, int axis) {
+    if (op != OP_REDUCE_SUM && op != OP_REDUCE_MAX) return ir_set_error(g, "%s is not a reduction", ir_op_info[op].name);
+    IrNode n;
+    ir_node_proto(&n, op);
+    n.in[0] = a;
+    n.attr[0] = axis;
+    return ir_add_node(g, &n);
+}
+
+static int32_t add2a(IrGraph *g, IrOp op, int32_t a, int32_t b, int64_t x, int64_t y) {
+    IrNode n;
+    ir_node_proto(&n, op);
+    n.in[0] = a;
+    n.in[1] = b;
+    n.attr[0] = x;
+    n.attr[1] = y;
+    return ir_add_node(g, &n);
+}
+
+int32_t ir_matmul(IrGraph *g, int32_t a, int32_t b, int ta, int tb) { return add2a(g, OP_MATMUL, a, b, ta, tb); }
+int32_t ir_gather_rows(IrGraph *g, int32_t table, int32_t ids) { return add2a(g, OP_GATHER_ROWS, table, ids, 0, 0); }
+int32_t ir_scatter_add_rows(IrGraph *g, int32_t grad, int32_t ids, int64_t rows) {
+    return add2a(g, OP_SCATTER_ADD_ROWS, grad, ids, rows, 0);
+}
+int32_t ir_pick(IrGraph *g, int32_t x, int32_t idx) { return add2a(g, OP_PICK, x, idx, 0, 0); }
+int32_t ir_unpick(IrGraph *g, int32_t grad, int32_t idx, int64_t n) { return add2a(g, OP_UNPICK, grad, idx, n, 0); }
+
+/* ---- conveniences ---------------------------------------------------------- */
+
+int32_t ir_add(IrGraph *g, int32_t a, int32_t b) { return ir_binary(g, OP_ADD, a, b); }
+int32_t ir_sub(IrGraph *g, int32_t a, int32_t b) { return ir_binary(g, OP_SUB, a, b); }
+int32_t ir_mul(IrGraph *g, int32_t a, int32_t b) { return ir_binary(g, OP_MUL, a, b); }
+int32_t ir_div(IrGraph *g, int32_t a, int32_t b) { return ir_binary(g, OP_DIV, a, b); }
+
+int32_t ir_scale(IrGraph *g, int32_t a, double s) { return ir_mul(g, a, ir_const_like(g, s, a)); }
+
+/* Right-aligned numpy broadcasting of a to like's shape: missing leading dims
+ * are added by a reshape, then size-1 dims are expanded. */
+int32_t ir_bcast_to(IrGraph *g, int32_t a, int32_t like) {
+    if (a < 0 || like < 0) return -1;
+    IrNode na = g->nodes[a], nl = g->nodes[like];
+    if (na.ndim > nl.ndim) return ir_set_error(g, "cannot broadcast rank %d to rank %d", na.ndim, nl.ndim);
+    int64_t shape[IR_MAX_DIMS];
+    int lead = nl.ndim - na.ndim;
+    for (int d = 0; d < nl.ndim; d++) shape[d] = d < lead ? 1 : na.shape[d - lead];
+    int32_t r = lead ? ir_reshape(g, a, nl.ndim, shape) : a;
+    if (memcmp(shape, nl.shape, (size_t)nl.ndim * sizeof shape[0]) == 0) return r;
+    return ir_broadcast(g, r, nl.ndim, nl.shape);
+}
+
+/* Sums a (shaped like a broadcast of `like`) back to like's shape. */
+int32_t ir_sum_to(IrGraph *g, int32_t a, int32_t like) {
+    if (a < 0 || like < 0) return -1;
+    IrNode na = g->nodes[a], nl = g->nodes[like];
+    if (nl.ndim > na.ndim) return ir_set_error(g, "cannot sum rank %d to rank %d", na.ndim, nl.ndim);
+    int lead = na.ndim - nl.ndim;
+    int32_t r = a;
+    for (int d = 0; d < na.ndim; d++) {
+        int64_t want = d < lead ? 1 : nl.shape[d - lead];
+        if (want == 1 && na.shape[d] != 1) r = ir_reduce(g, OP_REDUCE_SUM, r, d);
+        else if (want != na.shape[d]) return ir_set_error(g, "cannot sum dim %d of size %lld to %lld", d, (long long)na.shape[d], (long long)want);
+    }
+    if (r < 0) return -1;
+    if (lead || g->nodes[r].ndim != nl.ndim) return ir_reshape(g, r, nl.ndim, nl.shape);
+    return r;
+}
+
+int32_t ir_squeeze(IrGraph *g, int32_t a, int axis) {
+    if (a < 0) return -1;
+    IrNode na = g->nodes[a];
+    if (axis < 0 || axis >= na.ndim || na.shape[axis] != 1) return ir_set_error(g, "squeeze: dim %d is not of size 1", axis);
+    int64_t shape[IR_MAX_DIMS];
+    int k = 0;
+    for (int d = 0; d < na.ndim; d++)
+        if (d != axis) shape[k++] = na.shape[d];
+    return ir_reshape(g, a, k, shape);
+}
