@@ -28,10 +28,13 @@ static int32_t add_named_leaf(IrGraph *g, IrOp op, const char *name, IrDType t, 
     n.name = ir_str(g, name);
     if (n.name < 0) return -1;
     int32_t existing = ir_find_named(g, op, name);
-    int32_t id = ir_add_node(g, &n);
-    if (existing >= 0 && id != existing)
-        return ir_set_error(g, "%s '%s' declared twice with different types", ir_op_info[op].name, name);
-    return id;
+    if (existing >= 0) {
+        IrNode e = g->nodes[existing];
+        if (e.dtype != n.dtype || e.ndim != n.ndim || e.attr[0] != n.attr[0] ||
+            memcmp(e.shape, n.shape, (size_t)n.ndim * sizeof n.shape[0]) != 0)
+            return ir_set_error(g, "%s '%s' declared twice with different types", ir_op_info[op].name, name);
+    }
+    return ir_add_node(g, &n);
 }
 
 int32_t ir_param(IrGraph *g, const char *name, IrDType t, int ndim, const int64_t *shape, int role) {
@@ -51,8 +54,16 @@ int32_t ir_const(IrGraph *g, double v, IrDType t, int ndim, const int64_t *shape
     return ir_add_node(g, &n);
 }
 
+/* an id a builder may read directly: valid, or -1 after recording why */
+static int valid(IrGraph *g, int32_t id) {
+    if (id >= 0 && id < g->n) return 1;
+    if (id >= g->n) ir_set_error(g, "reference to undefined %%%d", id);
+    else if (!g->err[0]) ir_set_error(g, "a builder was given a missing value");
+    return 0;
+}
+
 int32_t ir_const_like(IrGraph *g, double v, int32_t like) {
-    if (like < 0) return -1;
+    if (!valid(g, like)) return -1;
     IrNode l = g->nodes[like];
     return ir_const(g, v, (IrDType)l.dtype, l.ndim, l.shape);
 }
@@ -99,7 +110,7 @@ int32_t ir_select(IrGraph *g, int32_t c, int32_t a, int32_t b) {
 }
 
 int32_t ir_cast(IrGraph *g, int32_t a, IrDType t) {
-    if (a < 0) return -1;
+    if (!valid(g, a)) return -1;
     if (g->nodes[a].dtype == t) return a;
     IrNode n;
     ir_node_proto(&n, OP_CAST);
@@ -125,7 +136,7 @@ int32_t ir_reshape(IrGraph *g, int32_t a, int ndim, const int64_t *shape) {
 }
 
 int32_t ir_permute(IrGraph *g, int32_t a, const int *perm) {
-    if (a < 0) return -1;
+    if (!valid(g, a)) return -1;
     IrNode n;
     ir_node_proto(&n, OP_PERMUTE);
     n.in[0] = a;
@@ -199,7 +210,7 @@ int32_t ir_scale(IrGraph *g, int32_t a, double s) { return ir_mul(g, a, ir_const
 /* Right-aligned numpy broadcasting of a to like's shape: missing leading dims
  * are added by a reshape, then size-1 dims are expanded. */
 int32_t ir_bcast_to(IrGraph *g, int32_t a, int32_t like) {
-    if (a < 0 || like < 0) return -1;
+    if (!valid(g, a) || !valid(g, like)) return -1;
     IrNode na = g->nodes[a], nl = g->nodes[like];
     if (na.ndim > nl.ndim) return ir_set_error(g, "cannot broadcast rank %d to rank %d", na.ndim, nl.ndim);
     int64_t shape[IR_MAX_DIMS];
@@ -212,7 +223,7 @@ int32_t ir_bcast_to(IrGraph *g, int32_t a, int32_t like) {
 
 /* Sums a (shaped like a broadcast of `like`) back to like's shape. */
 int32_t ir_sum_to(IrGraph *g, int32_t a, int32_t like) {
-    if (a < 0 || like < 0) return -1;
+    if (!valid(g, a) || !valid(g, like)) return -1;
     IrNode na = g->nodes[a], nl = g->nodes[like];
     if (nl.ndim > na.ndim) return ir_set_error(g, "cannot sum rank %d to rank %d", na.ndim, nl.ndim);
     int lead = na.ndim - nl.ndim;
@@ -228,7 +239,7 @@ int32_t ir_sum_to(IrGraph *g, int32_t a, int32_t like) {
 }
 
 int32_t ir_squeeze(IrGraph *g, int32_t a, int axis) {
-    if (a < 0) return -1;
+    if (!valid(g, a)) return -1;
     IrNode na = g->nodes[a];
     if (axis < 0 || axis >= na.ndim || na.shape[axis] != 1) return ir_set_error(g, "squeeze: dim %d is not of size 1", axis);
     int64_t shape[IR_MAX_DIMS];

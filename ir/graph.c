@@ -40,6 +40,7 @@ void ir_free(IrGraph *g) {
     free(g->hash);
     free(g->strs);
     free(g->outs);
+    free(g->strhash);
     ir_init(g);
 }
 
@@ -60,6 +61,11 @@ int ir_copy(IrGraph *dst, const IrGraph *src) {
         if (!dst->strs) goto oom;
         memcpy(dst->strs, src->strs, (size_t)src->nstrs);
     }
+    if (src->strhcap) {
+        dst->strhash = malloc((size_t)src->strhcap * sizeof *dst->strhash);
+        if (!dst->strhash) goto oom;
+        memcpy(dst->strhash, src->strhash, (size_t)src->strhcap * sizeof *dst->strhash);
+    }
     if (src->outcap) {
         dst->outs = malloc((size_t)src->outcap * sizeof *dst->outs);
         if (!dst->outs) goto oom;
@@ -70,6 +76,8 @@ int ir_copy(IrGraph *dst, const IrGraph *src) {
     dst->hcap = src->hcap;
     dst->nstrs = src->nstrs;
     dst->strcap = src->strcap;
+    dst->strhcap = src->strhcap;
+    dst->nstrids = src->nstrids;
     dst->nout = src->nout;
     dst->outcap = src->outcap;
     dst->cur_loc = src->cur_loc;
@@ -91,13 +99,35 @@ int ir_set_error(IrGraph *g, const char *fmt, ...) {
 
 /* ---- strings ------------------------------------------------------------ */
 
+static uint64_t str_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void strhash_insert(int32_t *t, int32_t cap, const char *pool, int32_t id) {
+    int32_t s = (int32_t)(str_hash(pool + id) & (uint64_t)(cap - 1));
+    while (t[s] >= 0) s = (s + 1) & (cap - 1);
+    t[s] = id;
+}
+
+static int strhash_grow(IrGraph *g) {
+    int32_t cap = g->strhcap ? g->strhcap * 2 : 256;
+    int32_t *t = malloc((size_t)cap * sizeof *t);
+    if (!t) return -1;
+    for (int32_t i = 0; i < cap; i++) t[i] = -1;
+    for (int32_t off = 0; off < g->nstrs; off += (int32_t)strlen(g->strs + off) + 1) strhash_insert(t, cap, g->strs, off);
+    free(g->strhash);
+    g->strhash = t;
+    g->strhcap = cap;
+    return 0;
+}
+
 int32_t ir_find_str(const IrGraph *g, const char *s) {
-    for (int32_t off = 0; off < g->nstrs;) {
-        const char *p = g->strs + off;
-        size_t len = strlen(p);
-        if (strcmp(p, s) == 0) return off;
-        off += (int32_t)len + 1;
-    }
+    if (!g->strhcap) return -1;
+    int32_t i = (int32_t)(str_hash(s) & (uint64_t)(g->strhcap - 1));
+    for (; g->strhash[i] >= 0; i = (i + 1) & (g->strhcap - 1))
+        if (strcmp(g->strs + g->strhash[i], s) == 0) return g->strhash[i];
     return -1;
 }
 
@@ -114,9 +144,12 @@ int32_t ir_str(IrGraph *g, const char *s) {
         g->strs = p;
         g->strcap = (int32_t)cap;
     }
+    if ((int64_t)(g->nstrids + 1) * 2 > g->strhcap && strhash_grow(g) != 0) return ir_set_error(g, "out of memory");
     int32_t off = g->nstrs;
     memcpy(g->strs + off, s, len);
     g->nstrs += (int32_t)len;
+    g->nstrids++;
+    strhash_insert(g->strhash, g->strhcap, g->strs, off);
     return off;
 }
 
@@ -235,7 +268,8 @@ int32_t ir_add_node(IrGraph *g, const IrNode *proto) {
     if (proto->op >= OP_COUNT) return ir_set_error(g, "unknown op code %u", (unsigned)proto->op);
     const IrOpInfo *info = &ir_op_info[proto->op];
     for (int i = 0; i < info->nin; i++) {
-        if (proto->in[i] < 0) return -1; /* an earlier builder failed; its message stands */
+        if (proto->in[i] < 0) /* an earlier builder failed; its message stands */
+            return g->err[0] ? -1 : ir_set_error(g, "%s: input %d is missing", info->name, i);
         if (proto->in[i] >= g->n) return ir_set_error(g, "%s: input %d refers to undefined %%%d", info->name, i, proto->in[i]);
     }
     for (int i = info->nin; i < IR_MAX_IN; i++)

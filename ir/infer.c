@@ -40,8 +40,12 @@ static int same_shape(const IrNode *a, const IrNode *b) {
 static int check_declared(const IrNode *n, char *err, size_t errlen) {
     if ((unsigned)n->dtype >= DT_COUNT) return fail(err, errlen, "unknown dtype %u", (unsigned)n->dtype);
     if (n->ndim > IR_MAX_DIMS) return fail(err, errlen, "rank %d exceeds %d", n->ndim, IR_MAX_DIMS);
-    for (int d = 0; d < n->ndim; d++)
+    int64_t numel = 1;
+    for (int d = 0; d < n->ndim; d++) {
         if (n->shape[d] <= 0) return fail(err, errlen, "dimension %d has size %lld, expected > 0", d, (long long)n->shape[d]);
+        if (n->shape[d] > IR_MAX_ELEMS / numel) return fail(err, errlen, "more than 2^48 elements");
+        numel *= n->shape[d];
+    }
     return 0;
 }
 
@@ -50,7 +54,17 @@ static int check_axis(int64_t axis, int ndim, char *err, size_t errlen) {
     return 0;
 }
 
+static int infer_rule(const IrGraph *g, IrNode *n, char *err, size_t errlen);
+
 int ir_infer(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (infer_rule(g, n, err, errlen) != 0) return -1;
+    return check_declared(n, err, errlen); /* every result: sizes > 0, at most 2^48 elements */
+}
+
+static int infer_rule(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
+    if (n->op >= OP_COUNT) return fail(err, errlen, "unknown op code %u", (unsigned)n->op);
+    for (int i = 0; i < ir_op_info[n->op].nin; i++)
+        if (n->in[i] < 0 || n->in[i] >= g->n) return fail(err, errlen, "input %d refers to undefined %%%d", i, n->in[i]);
     const IrNode *a = ir_op_info[n->op].nin > 0 ? &g->nodes[n->in[0]] : NULL;
     const IrNode *b = ir_op_info[n->op].nin > 1 ? &g->nodes[n->in[1]] : NULL;
     const IrNode *c = ir_op_info[n->op].nin > 2 ? &g->nodes[n->in[2]] : NULL;
@@ -148,7 +162,8 @@ int ir_infer(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         return 0;
     case OP_PAD:
         if (check_axis(n->attr[0], a->ndim, err, errlen)) return -1;
-        if (n->attr[1] < 0 || n->attr[2] < 0) return fail(err, errlen, "pad amounts must be >= 0");
+        if (n->attr[1] < 0 || n->attr[2] < 0 || n->attr[1] > IR_MAX_ELEMS || n->attr[2] > IR_MAX_ELEMS)
+            return fail(err, errlen, "pad amounts must be in 0..2^48");
         copy_type(n, a);
         n->shape[n->attr[0]] += n->attr[1] + n->attr[2];
         return 0;
@@ -207,6 +222,7 @@ int ir_infer(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         n->shape[b->ndim] = a->shape[1];
         return 0;
     case OP_SCATTER_ADD_ROWS:
+        if (n->attr[0] > IR_MAX_ELEMS) return fail(err, errlen, "scatter_add_rows: too many rows");
         if (b->dtype != DT_I32) return fail(err, errlen, "scatter_add_rows needs i32 ids");
         if (a->ndim != b->ndim + 1 || memcmp(a->shape, b->shape, (size_t)b->ndim * sizeof a->shape[0]) != 0)
             return fail(err, errlen, "scatter_add_rows: values must be ids' shape plus one trailing dim");
@@ -226,7 +242,7 @@ int ir_infer(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     case OP_UNPICK:
         if (b->dtype != DT_I32) return fail(err, errlen, "unpick needs i32 indices");
         if (!same_shape(a, b)) return fail(err, errlen, "unpick: values and indices differ in shape");
-        if (n->attr[0] <= 0 || a->ndim + 1 > IR_MAX_DIMS) return fail(err, errlen, "unpick needs n > 0 and rank < %d", IR_MAX_DIMS);
+        if (n->attr[0] <= 0 || n->attr[0] > IR_MAX_ELEMS || a->ndim + 1 > IR_MAX_DIMS) return fail(err, errlen, "unpick needs n > 0 and rank < %d", IR_MAX_DIMS);
         copy_type(n, a);
         n->ndim = (uint8_t)(a->ndim + 1);
         n->shape[a->ndim] = n->attr[0];

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 enum { IR_MAX_DIMS = 6, IR_MAX_IN = 3, IR_MAX_ATTR = 6 };
+#define IR_MAX_ELEMS (1LL << 48) /* per tensor; keeps every size computation in int64 */
 
 typedef enum IrOp {
 #define OP(NAME, text, nin, cls, flags) OP_##NAME,
@@ -109,6 +110,8 @@ typedef struct IrGraph {
     int32_t hcap;
     char *strs;         /* string pool: NUL-terminated strings back to back */
     int32_t nstrs, strcap;
+    int32_t *strhash;   /* open addressing table of string ids, -1 empty */
+    int32_t strhcap, nstrids;
     IrOutput *outs;
     int32_t nout, outcap;
     IrLoc cur_loc;      /* stamped on nodes added while set */
@@ -139,7 +142,8 @@ int64_t ir_numel(const IrNode *n);
 int32_t ir_add_node(IrGraph *g, const IrNode *proto);
 void ir_node_proto(IrNode *n, IrOp op); /* zeroes, in[]=-1, name=-1, shard none */
 
-/* shape/dtype inference for a prototype whose inputs live in g. Returns 0
+/* shape/dtype inference for a prototype whose inputs live in g (checked:
+ * op code and input ids are validated first). Returns 0
  * and fills n->dtype/ndim/shape, or -1 with a message in err. */
 int ir_infer(const IrGraph *g, IrNode *n, char *err, size_t errlen);
 
