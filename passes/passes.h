@@ -52,6 +52,9 @@ const PassInfo *pass_find(const char *name);
 /* Runs the named passes (comma separated, e.g. "autodiff,simplify") in order;
  * returns 0 or -1 with c->err set (prefixed with the pass name). */
 int pass_pipeline_run(IrGraph *g, PassCtx *c, const char *passes);
+/* Runs one pass, registered or not, exactly as the pipeline does (disabled
+ * check aside): verify after a change, timing, print-after, dump. 0 or -1. */
+int pass_run_one(IrGraph *g, PassCtx *c, const PassInfo *p);
 
 /* reverse-mode autodiff: for the IR_OUT_LOSS output, appends IR_OUT_GRAD
  * outputs named after every trainable parameter that the loss depends on.
@@ -101,6 +104,9 @@ typedef struct SchedCopy {
     int32_t node;       /* value to copy once computed */
     DpocRegion region;  /* destination */
     int64_t offset;
+    int32_t after;      /* index of the kernel after which the copy runs (the
+                           one producing the value's storage); -1: before the
+                           first kernel (the value is a param or an input) */
 } SchedCopy;
 
 typedef struct SchedPlan {

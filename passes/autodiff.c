@@ -1,0 +1,364 @@
+/* autodiff.c — reverse-mode differentiation of the IR_OUT_LOSS output.
+ *
+ * First a forward sweep marks which values need a gradient: a trainable
+ * parameter does (unless flagged IR_F_NOGRAD), and so does any float value
+ * computed from one through an op without OPF_NOGRAD by a node without
+ * IR_F_NOGRAD. Frozen parameters, inputs, constants and everything downstream
+ * of stop_grad/cast/cmp_lt never get a gradient.
+ *
+ * Then grad[] (one entry per forward node, -1 meaning "symbolic zero") is
+ * seeded with a constant 1 of the loss's shape, and ids are walked downward.
+ * Each node with a gradient applies its op's rule (one switch over every op
+ * of ops.def), which calls the builder to append backward nodes and hands
+ * each input's contribution to grad_acc(): the first contribution is stored,
+ * later ones are added. Zero contributions are simply never made, so zeros
+ * stay symbolic. New nodes always get higher ids (or hash-cons onto existing
+ * ones), so appending keeps the graph topological and the forward nodes
+ * that the walk still has to visit are untouched.
+ *
+ * Finally one IR_OUT_GRAD output per trainable parameter, named after it, is
+ * added; a parameter the loss does not reach gets a constant 0 of its shape
+ * (the only place a zero gradient is materialised). Backward nodes carry the
+ * source location of the forward node whose rule made them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes.h"
+
+typedef struct Ad {
+    IrGraph *g;
+    PassCtx *c;
+    int32_t nfwd;      /* forward nodes: ids below this */
+    int32_t *grad;     /* per forward node: gradient id or -1 */
+    uint8_t *rg;       /* per forward node: requires grad */
+} Ad;
+
+static int ad_fail(Ad *a, int32_t id, const char *what) {
+    const IrNode *n = ir_node(a->g, id);
+    snprintf(a->c->err, sizeof a->c->err, "%s at %%%d (%s): %.400s", what, (int)id,
+             ir_op_info[n->op].name, a->g->err[0] ? a->g->err : "builder failed");
+    return -1;
+}
+
+/* adds contribution v (a node id) to the gradient of forward node `to` */
+static int grad_acc(Ad *a, int32_t to, int32_t v) {
+    if (v < 0) return -1;
+    if (!a->rg[to]) return 0;
+    if (a->grad[to] < 0) {
+        a->grad[to] = v;
+        return 0;
+    }
+    int32_t s = ir_add(a->g, a->grad[to], v);
+    if (s < 0) return -1;
+    a->grad[to] = s;
+    return 0;
+}
+
+static int32_t zeros_like(Ad *a, int32_t like) { return ir_const_like(a->g, 0.0, like); }
+
+/* node fields copied out, since builder calls may move the array */
+typedef struct NodeView {
+    IrOp op;
+    int32_t in[IR_MAX_IN];
+    int64_t attr[IR_MAX_ATTR];
+    int ndim;
+    int64_t shape[IR_MAX_DIMS];
+} NodeView;
+
+static void node_view(const IrGraph *g, int32_t id, NodeView *v) {
+    const IrNode *n = ir_node(g, id);
+    v->op = (IrOp)n->op;
+    memcpy(v->in, n->in, sizeof v->in);
+    memcpy(v->attr, n->attr, sizeof v->attr);
+    v->ndim = n->ndim;
+    memcpy(v->shape, n->shape, sizeof v->shape);
+}
+
+static int in_rg(Ad *a, int32_t x) { return x >= 0 && x < a->nfwd && a->rg[x]; }
+
+/* gradient of a matmul C = op(A) op(B) given dC */
+static int rule_matmul(Ad *a, const NodeView *v, int32_t dy) {
+    IrGraph *g = a->g;
+    int32_t A = v->in[0], B = v->in[1];
+    int ta = (int)v->attr[0], tb = (int)v->attr[1];
+    if (in_rg(a, A)) {
+        int32_t dA;
+        if (!ta) dA = tb ? ir_matmul(g, dy, B, 0, 0) : ir_matmul(g, dy, B, 0, 1);
+        else dA = tb ? ir_matmul(g, B, dy, 1, 1) : ir_matmul(g, B, dy, 0, 1);
+        if (grad_acc(a, A, dA) < 0) return -1;
+    }
+    if (in_rg(a, B)) {
+        int32_t dB;
+        if (!tb) dB = ta ? ir_matmul(g, A, dy, 0, 0) : ir_matmul(g, A, dy, 1, 0);
+        else dB = ta ? ir_matmul(g, dy, A, 1, 1) : ir_matmul(g, dy, A, 1, 0);
+        if (grad_acc(a, B, dB) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Applies the gradient rule of node id (output gradient dy). 0 ok, -1 error
+ * (builder failure: message in g->err), -2 no rule for this op. */
+static int rule_apply(Ad *a, int32_t id, int32_t dy) {
+    IrGraph *g = a->g;
+    NodeView v;
+    node_view(g, id, &v);
+    int32_t x = v.in[0], y2 = v.in[1];
+    int32_t t;
+    switch (v.op) {
+    /* leaves and no-gradient ops: nothing flows to inputs */
+    case OP_PARAM:
+    case OP_INPUT:
+    case OP_CONST:
+    case OP_IOTA:
+    case OP_STOP_GRAD:
+    case OP_CAST:
+    case OP_CMP_LT:
+        return 0;
+    /* unary elementwise */
+    case OP_NEG:
+        return grad_acc(a, x, ir_unary(g, OP_NEG, dy));
+    case OP_EXP: /* d exp(x) = exp(x) */
+        return grad_acc(a, x, ir_mul(g, dy, id));
+    case OP_LOG:
+        return grad_acc(a, x, ir_div(g, dy, x));
+    case OP_LOG1P:
+        return grad_acc(a, x, ir_div(g, dy, ir_add(g, x, ir_const_like(g, 1.0, x))));
+    case OP_SQRT: /* 1 / (2 sqrt x) */
+        return grad_acc(a, x, ir_div(g, ir_scale(g, dy, 0.5), id));
+    case OP_RSQRT: /* -1/2 x^(-3/2) = -1/2 y^3 */
+        t = ir_mul(g, ir_mul(g, id, id), id);
+        return grad_acc(a, x, ir_mul(g, dy, ir_scale(g, t, -0.5)));
+    case OP_SIGMOID: /* s (1 - s) */
+        t = ir_sub(g, ir_const_like(g, 1.0, id), id);
+        return grad_acc(a, x, ir_mul(g, dy, ir_mul(g, id, t)));
+    case OP_ABS: { /* sign(x), with sign(0) = 0 */
+        int32_t z = zeros_like(a, x);
+        int32_t pos = ir_select(g, ir_binary(g, OP_CMP_LT, z, x), dy, zeros_like(a, dy));
+        t = ir_select(g, ir_binary(g, OP_CMP_LT, x, z), ir_unary(g, OP_NEG, dy), pos);
+        return grad_acc(a, x, t);
+    }
+    case OP_COS:
+        return grad_acc(a, x, ir_unary(g, OP_NEG, ir_mul(g, dy, ir_unary(g, OP_SIN, x))));
+    case OP_SIN:
+        return grad_acc(a, x, ir_mul(g, dy, ir_unary(g, OP_COS, x)));
+    /* binary elementwise */
+    case OP_ADD:
+        if (grad_acc(a, x, dy) < 0) return -1;
+        return grad_acc(a, y2, dy);
+    case OP_SUB:
+        if (grad_acc(a, x, dy) < 0) return -1;
+        return in_rg(a, y2) ? grad_acc(a, y2, ir_unary(g, OP_NEG, dy)) : 0;
+    case OP_MUL:
+        if (in_rg(a, x) && grad_acc(a, x, ir_mul(g, dy, y2)) < 0) return -1;
+        if (in_rg(a, y2) && grad_acc(a, y2, ir_mul(g, dy, x)) < 0) return -1;
+        return 0;
+    case OP_DIV: /* d/da = 1/b; d/db = -a/b^2 = -(a/b)/b */
+        if (in_rg(a, x) && grad_acc(a, x, ir_div(g, dy, y2)) < 0) return -1;
+        if (in_rg(a, y2) &&
+            grad_acc(a, y2, ir_unary(g, OP_NEG, ir_div(g, ir_mul(g, dy, id), y2))) < 0)
+            return -1;
+        return 0;
+    case OP_MAX:   /* the second operand wins only when a < b */
+    case OP_MIN: { /* the second operand wins only when b < a */
+        int32_t lt = v.op == OP_MAX ? ir_binary(g, OP_CMP_LT, x, y2) : ir_binary(g, OP_CMP_LT, y2, x);
+        int32_t z = zeros_like(a, dy);
+        if (in_rg(a, x) && grad_acc(a, x, ir_select(g, lt, z, dy)) < 0) return -1;
+        if (in_rg(a, y2) && grad_acc(a, y2, ir_select(g, lt, dy, z)) < 0) return -1;
+        return 0;
+    }
+    case OP_SELECT: {
+        int32_t c = v.in[0], ta = v.in[1], fb = v.in[2];
+        int32_t z = zeros_like(a, dy);
+        if (in_rg(a, ta) && grad_acc(a, ta, ir_select(g, c, dy, z)) < 0) return -1;
+        if (in_rg(a, fb) && grad_acc(a, fb, ir_select(g, c, z, dy)) < 0) return -1;
+        return 0;
+    }
+    /* data movement */
+    case OP_BROADCAST: { /* sum over every broadcast axis (dims stay, size 1) */
+        const IrNode *in = ir_node(g, x);
+        int64_t ishape[IR_MAX_DIMS];
+        memcpy(ishape, in->shape, sizeof ishape);
+        t = dy;
+        for (int d = 0; d < v.ndim && t >= 0; d++)
+            if (ishape[d] == 1 && v.shape[d] != 1) t = ir_reduce(g, OP_REDUCE_SUM, t, d);
+        return grad_acc(a, x, t);
+    }
+    case OP_RESHAPE: {
+        const IrNode *in = ir_node(g, x);
+        int nd = in->ndim;
+        int64_t ishape[IR_MAX_DIMS];
+        memcpy(ishape, in->shape, sizeof ishape);
+        return grad_acc(a, x, ir_reshape(g, dy, nd, ishape));
+    }
+    case OP_PERMUTE: {
+        int inv[IR_MAX_DIMS];
+        for (int i = 0; i < v.ndim; i++) inv[v.attr[i]] = i;
+        return grad_acc(a, x, ir_permute(g, dy, inv));
+    }
+    case OP_SLICE: { /* pad back the cut-off parts with zeros */
+        int axis = (int)v.attr[0];
+        int64_t dim = ir_node(g, x)->shape[axis];
+        return grad_acc(a, x, ir_pad(g, dy, axis, v.attr[1], dim - v.attr[2]));
+    }
+    case OP_PAD: {
+        int axis = (int)v.attr[0];
+        int64_t dim = ir_node(g, x)->shape[axis];
+        return grad_acc(a, x, ir_slice(g, dy, axis, v.attr[1], v.attr[1] + dim));
+    }
+    case OP_CONCAT: {
+        int axis = (int)v.attr[0];
+        int64_t da = ir_node(g, x)->shape[axis], db = ir_node(g, y2)->shape[axis];
+        if (in_rg(a, x) && grad_acc(a, x, ir_slice(g, dy, axis, 0, da)) < 0) return -1;
+        if (in_rg(a, y2) && grad_acc(a, y2, ir_slice(g, dy, axis, da, da + db)) < 0) return -1;
+        return 0;
+    }
+    /* reductions */
+    case OP_REDUCE_SUM: {
+        const IrNode *in = ir_node(g, x);
+        int nd = in->ndim;
+        int64_t ishape[IR_MAX_DIMS];
+        memcpy(ishape, in->shape, sizeof ishape);
+        return grad_acc(a, x, ir_broadcast(g, dy, nd, ishape));
+    }
+    case OP_REDUCE_MAX: { /* every element equal to the max gets the gradient */
+        const IrNode *in = ir_node(g, x);
+        int nd = in->ndim;
+        int64_t ishape[IR_MAX_DIMS];
+        memcpy(ishape, in->shape, sizeof ishape);
+        int32_t mb = ir_broadcast(g, id, nd, ishape);
+        int32_t db = ir_broadcast(g, dy, nd, ishape);
+        int32_t below = ir_binary(g, OP_CMP_LT, x, mb);
+        return grad_acc(a, x, ir_select(g, below, zeros_like(a, db), db));
+    }
+    case OP_MATMUL:
+        return rule_matmul(a, &v, dy);
+    /* indexing */
+    case OP_GATHER_ROWS: /* table[V,H], ids */
+        return grad_acc(a, x, ir_scatter_add_rows(g, dy, y2, ir_node(g, x)->shape[0]));
+    case OP_SCATTER_ADD_ROWS:
+        return grad_acc(a, x, ir_gather_rows(g, dy, y2));
+    case OP_PICK: { /* x[..., V], idx */
+        const IrNode *in = ir_node(g, x);
+        return grad_acc(a, x, ir_unpick(g, dy, y2, in->shape[in->ndim - 1]));
+    }
+    case OP_UNPICK:
+        return grad_acc(a, x, ir_pick(g, dy, y2));
+    case OP_COUNT:
+        break;
+    }
+    return -2;
+}
+
+/* forward sweep: which nodes need a gradient */
+static void mark_requires_grad(Ad *a) {
+    const IrGraph *g = a->g;
+    for (int32_t i = 0; i < a->nfwd; i++) {
+        const IrNode *n = ir_node(g, i);
+        const IrOpInfo *oi = &ir_op_info[n->op];
+        uint8_t r = 0;
+        if ((n->flags & IR_F_NOGRAD) || !ir_dtype_is_float((IrDType)n->dtype)) r = 0;
+        else if (n->op == OP_PARAM) r = n->attr[0] == IR_PARAM_TRAINABLE;
+        else if (!(oi->flags & (OPF_NOGRAD | OPF_LEAF)))
+            for (int k = 0; k < oi->nin; k++)
+                if (n->in[k] >= 0 && a->rg[n->in[k]]) r = 1;
+        a->rg[i] = r;
+    }
+}
+
+int pass_autodiff(IrGraph *g, PassCtx *c) {
+    int32_t loss_out = -1;
+    for (int32_t i = 0; i < g->nout; i++) {
+        if (g->outs[i].role == IR_OUT_GRAD) {
+            snprintf(c->err, sizeof c->err, "graph already has gradient outputs (%s)",
+                     ir_str_get(g, g->outs[i].name));
+            return PASS_ERROR;
+        }
+        if (g->outs[i].role == IR_OUT_LOSS) {
+            if (loss_out >= 0) {
+                snprintf(c->err, sizeof c->err, "more than one loss output (%s and %s)",
+                         ir_str_get(g, g->outs[loss_out].name), ir_str_get(g, g->outs[i].name));
+                return PASS_ERROR;
+            }
+            loss_out = i;
+        }
+    }
+    if (loss_out < 0) {
+        snprintf(c->err, sizeof c->err, "no loss output to differentiate");
+        return PASS_ERROR;
+    }
+    Ad a = {.g = g, .c = c, .nfwd = g->n};
+    a.grad = malloc(sizeof *a.grad * (size_t)(g->n ? g->n : 1));
+    a.rg = calloc((size_t)(g->n ? g->n : 1), 1);
+    if (!a.grad || !a.rg) {
+        free(a.grad);
+        free(a.rg);
+        snprintf(c->err, sizeof c->err, "out of memory");
+        return PASS_ERROR;
+    }
+    for (int32_t i = 0; i < g->n; i++) a.grad[i] = -1;
+    mark_requires_grad(&a);
+
+    IrLoc saved_loc = g->cur_loc;
+    int rc = PASS_CHANGED;
+    int32_t loss = g->outs[loss_out].id;
+    int nparams_rg = 0;
+    if (a.rg[loss]) {
+        g->cur_loc = ir_node(g, loss)->loc;
+        a.grad[loss] = ir_const_like(g, 1.0, loss);
+        if (a.grad[loss] < 0) {
+            rc = ad_fail(&a, loss, "seeding the loss");
+            goto done;
+        }
+    }
+    for (int32_t id = loss; id >= 0; id--) {
+        int32_t dy = a.grad[id];
+        if (dy < 0 || !a.rg[id]) continue;
+        g->cur_loc = ir_node(g, id)->loc;
+        int r = rule_apply(&a, id, dy);
+        if (r == -2) {
+            snprintf(c->err, sizeof c->err, "no gradient rule for op '%s' (%%%d)",
+                     ir_op_info[ir_node(g, id)->op].name, (int)id);
+            rc = PASS_ERROR;
+            goto done;
+        }
+        if (r < 0) {
+            rc = ad_fail(&a, id, "gradient rule failed");
+            goto done;
+        }
+    }
+    g->cur_loc = saved_loc;
+    for (int32_t id = 0; id < a.nfwd; id++) {
+        const IrNode *n = ir_node(g, id);
+        if (n->op != OP_PARAM || n->attr[0] != IR_PARAM_TRAINABLE) continue;
+        int32_t gid = a.grad[id];
+        int32_t name = n->name;
+        if (gid < 0) {
+            IrNode p = *n;
+            gid = ir_const(g, 0.0, (IrDType)p.dtype, p.ndim, p.shape);
+            if (gid < 0) {
+                rc = ad_fail(&a, id, "zero gradient");
+                goto done;
+            }
+        } else {
+            nparams_rg++;
+        }
+        /* the name string may move when ir_add_output interns: copy it */
+        char pname[256];
+        snprintf(pname, sizeof pname, "%s", ir_str_get(g, name));
+        if (ir_add_output(g, pname, gid, IR_OUT_GRAD) < 0) {
+            snprintf(c->err, sizeof c->err, "adding gradient output %.200s: %.200s", pname, g->err);
+            rc = PASS_ERROR;
+            goto done;
+        }
+    }
+    if (c->debug >= 2 && c->log)
+        fprintf(c->log, "autodiff: %d forward nodes, %d backward nodes, %d params reached\n",
+                (int)a.nfwd, (int)(g->n - a.nfwd), nparams_rg);
+done:
+    g->cur_loc = saved_loc;
+    free(a.grad);
+    free(a.rg);
+    return rc;
+}

@@ -1,0 +1,217 @@
+/* schedule.c — where every value lives, and which kernels run in what order.
+ *
+ * Only values some output depends on are scheduled; the rest get no storage
+ * (region -1) and no kernel. For the live ones, in this order:
+ *   1. Storage roots. A RESHAPE is an alias: it has its input's bytes, so
+ *      root(x) follows reshape chains down to the value that owns storage.
+ *   2. Output slots, output by output. LOSS/VALUE outputs go to their
+ *      TR_OUTPUT entry, GRAD outputs to their param's TR_GRAD entry. The
+ *      value's root is placed directly in the slot when it is computed by a
+ *      kernel and not placed yet (first output wins; an output that is a
+ *      reshape of such a value thus costs nothing either). Otherwise (a param
+ *      or input, or a root already in another slot) the output becomes a
+ *      SchedCopy, run right after the kernel producing the root (or before
+ *      the first kernel when the root is a param or input).
+ *   3. Params and inputs take their tensor-table place; reshapes copy their
+ *      input's place; every other node (CONST and IOTA included: they are
+ *      filled by a kernel) is one kernel, in id order.
+ *   4. Arena: each kernel value not in an output slot is a buffer, live from
+ *      its kernel to the last kernel that reads it (directly or through
+ *      reshapes; a copy reads it right after its own kernel). Buffers are
+ *      placed in kernel order at the lowest DPOC_REGION_ALIGN-aligned offset
+ *      that overlaps no buffer still live (first fit); sizes are rounded up
+ *      to the alignment; arena_bytes is the highest end reached (the peak).
+ * A buffer is never reused by the kernel that last reads it, so a kernel's
+ * output never overlaps its inputs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes.h"
+
+static int64_t align_up(int64_t x) { return (x + DPOC_REGION_ALIGN - 1) / DPOC_REGION_ALIGN * DPOC_REGION_ALIGN; }
+
+void sched_plan_free(SchedPlan *p) {
+    free(p->region);
+    free(p->offset);
+    free(p->kernels);
+    free(p->members);
+    free(p->copies);
+    memset(p, 0, sizeof *p);
+}
+
+static int64_t value_bytes(const IrNode *n) { return ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype); }
+
+static int needs_kernel(const IrNode *n) {
+    return n->op != OP_PARAM && n->op != OP_INPUT && n->op != OP_RESHAPE;
+}
+
+typedef struct Live {
+    int64_t off, size;
+    int32_t last; /* last kernel step reading it */
+} Live;
+
+/* first-fit allocation over the arena buffers, in kernel order */
+static int arena_alloc(SchedPlan *p, const IrGraph *g, const int32_t *buf_nodes, int32_t nbuf,
+                       const int32_t *step, const int32_t *last, char *err, size_t errlen) {
+    Live *act = malloc(sizeof *act * (size_t)(nbuf ? nbuf : 1));
+    if (!act) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int32_t nact = 0; /* sorted by offset */
+    int64_t peak = 0;
+    for (int32_t b = 0; b < nbuf; b++) {
+        int32_t id = buf_nodes[b];
+        int32_t t = step[id];
+        int32_t k = 0;
+        for (int32_t i = 0; i < nact; i++) /* release buffers read for the last time before t */
+            if (act[i].last >= t) act[k++] = act[i];
+        nact = k;
+        int64_t size = align_up(value_bytes(ir_node(g, id)));
+        if (size == 0) size = DPOC_REGION_ALIGN;
+        int64_t off = 0;
+        int32_t pos = 0;
+        for (; pos < nact; pos++) {
+            if (off + size <= act[pos].off) break;
+            int64_t end = act[pos].off + act[pos].size;
+            if (end > off) off = end;
+        }
+        memmove(&act[pos + 1], &act[pos], sizeof *act * (size_t)(nact - pos));
+        act[pos] = (Live){off, size, last[id]};
+        nact++;
+        p->region[id] = DPOC_R_ARENA;
+        p->offset[id] = off;
+        if (off + size > peak) peak = off + size;
+    }
+    free(act);
+    p->arena_bytes = peak;
+    return 0;
+}
+
+/* the tensor-table slot of output i; NULL + err when it has none or differs */
+static const TensorEntry *output_slot(const IrGraph *g, const TensorTable *tt, int32_t i, char *err, size_t errlen) {
+    const IrOutput *o = &g->outs[i];
+    const char *name = ir_str_get(g, o->name);
+    const TensorEntry *e = tensor_table_find(tt, name, o->role == IR_OUT_GRAD ? TR_GRAD : TR_OUTPUT);
+    if (!e) {
+        snprintf(err, errlen, "output '%s' has no slot in the tensor table", name);
+        return NULL;
+    }
+    const IrNode *n = ir_node(g, o->id);
+    if (e->dtype != n->dtype || e->ndim != n->ndim || memcmp(e->shape, n->shape, (size_t)n->ndim * sizeof n->shape[0]) != 0) {
+        snprintf(err, errlen, "output '%s' does not match its tensor-table slot's type", name);
+        return NULL;
+    }
+    return e;
+}
+
+int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err, size_t errlen) {
+    memset(p, 0, sizeof *p);
+    int32_t n = g->n;
+    size_t nn = (size_t)(n ? n : 1);
+    p->nnodes = n;
+    p->region = malloc(nn);
+    p->offset = calloc(nn, sizeof *p->offset);
+    p->kernels = malloc(nn * sizeof *p->kernels);
+    p->members = malloc(nn * sizeof *p->members);
+    p->copies = malloc(sizeof *p->copies * (size_t)(g->nout ? g->nout : 1));
+    uint8_t *live = calloc(nn, 1);
+    int32_t *root = malloc(nn * sizeof *root);
+    int32_t *step = malloc(nn * sizeof *step);
+    int32_t *last = malloc(nn * sizeof *last);
+    int32_t *bufs = malloc(nn * sizeof *bufs);
+    uint8_t *placed = calloc(nn, 1);
+    int32_t nbuf = 0;
+    if (!p->region || !p->offset || !p->kernels || !p->members || !p->copies || !live || !root || !step || !last ||
+        !bufs || !placed) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    memset(p->region, -1, nn);
+
+    for (int32_t i = 0; i < g->nout; i++) live[g->outs[i].id] = 1;
+    for (int32_t id = n - 1; id >= 0; id--) {
+        if (!live[id]) continue;
+        const IrNode *x = ir_node(g, id);
+        for (int k = 0; k < ir_op_info[x->op].nin; k++) live[x->in[k]] = 1;
+    }
+    /* 1. storage roots and kernel steps */
+    for (int32_t id = 0; id < n; id++) {
+        const IrNode *x = ir_node(g, id);
+        root[id] = x->op == OP_RESHAPE ? root[x->in[0]] : id;
+        step[id] = -1;
+        if (live[id] && needs_kernel(x)) {
+            SchedKernel *k = &p->kernels[p->nkernels];
+            k->root = id;
+            k->first = p->nkernels;
+            k->nmembers = 1;
+            p->members[p->nkernels] = id;
+            step[id] = p->nkernels++;
+        }
+        last[id] = step[id];
+    }
+    /* 2. output slots */
+    for (int32_t i = 0; i < g->nout; i++) {
+        const TensorEntry *e = output_slot(g, tt, i, err, errlen);
+        if (!e) goto fail;
+        int32_t r = root[g->outs[i].id];
+        if (needs_kernel(ir_node(g, r)) && !placed[r]) {
+            placed[r] = 1;
+            p->region[r] = (int8_t)e->region;
+            p->offset[r] = e->offset;
+        } else {
+            p->copies[p->ncopies++] = (SchedCopy){g->outs[i].id, e->region, e->offset, step[r]};
+        }
+    }
+    /* 3. leaves, aliases, arena buffers; 4. liveness */
+    for (int32_t id = 0; id < n; id++) {
+        if (!live[id]) continue;
+        const IrNode *x = ir_node(g, id);
+        if (x->op == OP_PARAM || x->op == OP_INPUT) {
+            const char *name = ir_str_get(g, x->name);
+            TensorRole role = x->op == OP_INPUT ? TR_INPUT : x->attr[0] == IR_PARAM_TRAINABLE ? TR_PARAM : TR_REF_PARAM;
+            const TensorEntry *e = tensor_table_find(tt, name, role);
+            if (!e) {
+                snprintf(err, errlen, "%s '%s' has no place in the tensor table", ir_op_info[x->op].name, name);
+                goto fail;
+            }
+            if (e->dtype != x->dtype || e->ndim != x->ndim ||
+                memcmp(e->shape, x->shape, (size_t)x->ndim * sizeof x->shape[0]) != 0) {
+                snprintf(err, errlen, "%s '%s' does not match its tensor-table entry's type", ir_op_info[x->op].name, name);
+                goto fail;
+            }
+            p->region[id] = (int8_t)e->region;
+            p->offset[id] = e->offset;
+            continue;
+        }
+        if (x->op == OP_RESHAPE) continue; /* placed below, once the root has its place */
+        if (!placed[id]) bufs[nbuf++] = id;
+        for (int k = 0; k < ir_op_info[x->op].nin; k++) {
+            int32_t r = root[x->in[k]];
+            if (last[r] < step[id]) last[r] = step[id];
+        }
+    }
+    if (arena_alloc(p, g, bufs, nbuf, step, last, err, errlen) < 0) goto fail;
+    for (int32_t id = 0; id < n; id++) {
+        if (!live[id] || ir_node(g, id)->op != OP_RESHAPE) continue;
+        p->region[id] = p->region[root[id]];
+        p->offset[id] = p->offset[root[id]];
+    }
+    free(live);
+    free(root);
+    free(step);
+    free(last);
+    free(bufs);
+    free(placed);
+    return 0;
+fail:
+    free(live);
+    free(root);
+    free(step);
+    free(last);
+    free(bufs);
+    free(placed);
+    sched_plan_free(p);
+    return -1;
+}
