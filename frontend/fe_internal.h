@@ -1,0 +1,80 @@
+/* fe_internal.h — internal to frontend/: YAML document access and errors.
+ *
+ * A YDoc is one parsed YAML file (libyaml's document API) plus its source
+ * text, kept so that positions can be turned into 1-based line:col and the
+ * bytes of a scalar (a loss expression) can be mapped back to their columns.
+ * The y* helpers read typed scalars and walk mappings; each one reports a
+ * mistake as "file:line:col: message" in the caller's err buffer and returns
+ * -1, so parsing code reads as a list of checks.
+ */
+#ifndef DPOC_FE_INTERNAL_H
+#define DPOC_FE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <yaml.h>
+
+#include "frontend.h"
+
+typedef struct YDoc {
+    const char *file;      /* name used in messages (owned by the caller) */
+    const char *text;
+    size_t len;
+    size_t *lines;         /* byte offset of each line's start */
+    int nlines;
+    yaml_document_t doc;
+    int loaded;
+} YDoc;
+
+/* Parses text; on a syntax error or an empty document returns -1 + err. */
+int ydoc_load(YDoc *d, const char *text, size_t len, const char *file, char *err, size_t errlen);
+void ydoc_free(YDoc *d);
+yaml_node_t *ydoc_root(YDoc *d);
+yaml_node_t *ydoc_node(YDoc *d, int id);
+SrcLoc ydoc_loc(const YDoc *d, const yaml_node_t *n);
+
+int fe_error(char *err, size_t errlen, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* "a mapping", "a list", "nothing" or the scalar's text in quotes. */
+void ynode_desc(const yaml_node_t *n, char *buf, size_t len);
+int ynode_is_null(const yaml_node_t *n);
+const char *yscalar(const yaml_node_t *n); /* the text of a scalar, NULL otherwise */
+
+/* Typed scalar readers; `what` names the value in messages ("'heads'"). */
+int yread_int(YDoc *d, yaml_node_t *n, const char *what, int64_t *out, char *err, size_t errlen);
+int yread_pos_int(YDoc *d, yaml_node_t *n, const char *what, int64_t max, int64_t *out, char *err, size_t errlen);
+int yread_num(YDoc *d, yaml_node_t *n, const char *what, double *out, char *err, size_t errlen);
+int yread_bool(YDoc *d, yaml_node_t *n, const char *what, int *out, char *err, size_t errlen);
+int yread_str(YDoc *d, yaml_node_t *n, const char *what, const char **out, char *err, size_t errlen);
+
+/* Checks that n is a mapping of known, unique, plain keys. vals[i] receives
+ * the value of keys[i] (NULL when absent) and klocs[i] its key's position.
+ * `what` names the mapping in messages ("the model definition"). A null
+ * node (an empty value) counts as an empty mapping. */
+int ymap_read(YDoc *d, yaml_node_t *n, const char *what, const char *const *keys, int nkeys, yaml_node_t **vals,
+              SrcLoc *klocs, char *err, size_t errlen);
+/* Checks that n is a mapping with unique plain-scalar keys (any names). */
+int ymap_check(YDoc *d, yaml_node_t *n, const char *what, char *err, size_t errlen);
+
+/* Copies a scalar's text and maps each byte back to its source position. */
+int ytext_map(YDoc *d, yaml_node_t *n, LossText *out, char *err, size_t errlen);
+void loss_text_free(LossText *t);
+
+/* Reads a whole file; NULL + err (without position) when it cannot. */
+char *fe_read_file(const char *path, size_t *len, char *err, size_t errlen);
+char *fe_strdup(const char *s);
+
+/* ---- loss (cfg_loss.c, loss_expr.c) --------------------------------------- */
+
+/* Parses the model's `loss:` value (node in d) into cfg->loss, loading a
+ * `use:` file relative to the model's directory. */
+int loss_cfg_read(YDoc *d, yaml_node_t *n, SrcLoc at, LossCfg *loss, char *err, size_t errlen);
+void loss_cfg_free(LossCfg *loss);
+/* Parses and lowers the expression over a scratch graph to check names,
+ * functions and syntax; sets loss->uses_ref and loss->is_scalar. With
+ * have_ref == 0 a ref_* name is an error at its position. */
+int loss_check(LossCfg *loss, int have_ref, char *err, size_t errlen);
+/* 1 when s is a built-in per-pair name or function of the loss language. */
+int loss_name_reserved(const char *s);
+
+#endif

@@ -1,0 +1,304 @@
+/* model_graph.c — a ModelCfg becomes the forward IR graph.
+ *
+ * The residual stream is kept as [N, H] with N = 2B*T rows (sequence-major),
+ * so every Linear is one matmul against the [out, in] weight (transB), as in
+ * Hugging Face. Modules, in the order the YAML composes them:
+ *
+ *   embedding  gather_rows(embed_tokens, tokens)
+ *   rmsnorm    w * (x * rsqrt(sum(x*x)/H + eps))
+ *   attention  q/k/v projections (+bias) -> [S, heads, T, d]; rotate-half
+ *              RoPE; grouped-query attention without copying k/v: q is
+ *              reshaped to [S, kv_heads, group*T, d] so each kv head meets
+ *              its group of query heads in one batched matmul; scores scaled
+ *              by d^-0.5, viewed as [S, kv, group, T, T] for the causal mask
+ *              (select to -inf), softmax = exp(s - stop_grad(max)) / sum;
+ *              probs x v, back to [N, heads*d], o_proj
+ *   mlp        down(silu(gate x) * up x), silu(x) = x * sigmoid(x)
+ *   lm_head    x E^T with E the embedding (tied) or lm_head.weight
+ *
+ * Log-probs: log-softmax over the vocabulary in stable form (logits minus a
+ * stop_grad'ed row max, minus log-sum-exp), pick at `targets`, masked row
+ * sums -> logps [2B]. RoPE tables: inv_freq_j = theta^(-2j/d), angles
+ * t * inv_freq_j and their cos/sin are computed in double precision from
+ * iota and rounded once to the working dtype (the IR has no pow; doing it
+ * in f32 would cost ~T*2^-24 rad of angle error for long sequences).
+ *
+ * The online reference runs the same forward over frozen `ref:` params and
+ * stop_grads its log-probs. Every op is stamped with its module's YAML
+ * position.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "fe_internal.h"
+
+typedef struct Gb {
+    const ModelCfg *cfg;
+    IrGraph *g;
+    IrDType dt;
+    int64_t S, T, N, H, V;
+    const char *prefix; /* "" for the policy, "ref:" for the online reference */
+    int role;           /* IR_PARAM_TRAINABLE or IR_PARAM_FROZEN */
+} Gb;
+
+static void loc(Gb *b, SrcLoc l) { ir_set_loc(b->g, l.file, l.line, l.col); }
+
+static int32_t param(Gb *b, const char *name, int ndim, int64_t d0, int64_t d1) {
+    char full[160];
+    snprintf(full, sizeof full, "%s%s", b->prefix, name);
+    int64_t shape[2] = {d0, d1};
+    return ir_param(b->g, full, b->dt, ndim, shape, b->role);
+}
+
+static int32_t cnst(Gb *b, double v, int32_t like) { return ir_const_like(b->g, v, like); }
+
+/* y = x W^T (+ bias), W [out, in] named `<base>.weight` */
+static int32_t linear(Gb *b, int32_t x, const char *base, int64_t in, int64_t out, int bias) {
+    char name[160];
+    snprintf(name, sizeof name, "%s.weight", base);
+    int32_t y = ir_matmul(b->g, x, param(b, name, 2, out, in), 0, 1);
+    if (!bias) return y;
+    snprintf(name, sizeof name, "%s.bias", base);
+    return ir_add(b->g, y, ir_bcast_to(b->g, param(b, name, 1, out, 0), y));
+}
+
+static int32_t rmsnorm(Gb *b, int32_t x, const char *wname, double eps) {
+    IrGraph *g = b->g;
+    int32_t ss = ir_reduce(g, OP_REDUCE_SUM, ir_mul(g, x, x), 1);        /* [N,1] */
+    int32_t ms = ir_div(g, ss, cnst(b, (double)b->H, ss));
+    int32_t r = ir_unary(g, OP_RSQRT, ir_add(g, ms, cnst(b, eps, ms)));
+    int32_t xn = ir_mul(g, x, ir_bcast_to(g, r, x));
+    return ir_mul(g, ir_bcast_to(g, param(b, wname, 1, b->H, 0), x), xn);
+}
+
+/* cos and sin tables [T, d] for rotate-half RoPE. */
+static void rope_tables(Gb *b, int64_t d, double theta, int32_t *cos_t, int32_t *sin_t) {
+    IrGraph *g = b->g;
+    int64_t half = d / 2;
+    int64_t sj[2] = {1, half}, st[2] = {b->T, 1}, sa[2] = {b->T, half};
+    /* inv_freq_j = exp(-(2j/d) * ln(theta)), in f64 */
+    int32_t j = ir_iota(g, 1, DT_F64, 2, sj);
+    int32_t e = ir_mul(g, j, ir_const_like(g, -2.0 * log(theta) / (double)d, j));
+    int32_t inv = ir_unary(g, OP_EXP, e);
+    int32_t pos = ir_iota(g, 0, DT_F64, 2, st);
+    int32_t ang = ir_mul(g, ir_broadcast(g, pos, 2, sa), ir_broadcast(g, inv, 2, sa)); /* [T, d/2] */
+    int32_t emb = ir_concat(g, ang, ang, 1);                                            /* [T, d] */
+    *cos_t = ir_cast(g, ir_unary(g, OP_COS, emb), b->dt);
+    *sin_t = ir_cast(g, ir_unary(g, OP_SIN, emb), b->dt);
+}
+
+/* x * cos + rotate_half(x) * sin over x [S, h, T, d] */
+static int32_t rope(Gb *b, int32_t x, int64_t d, int32_t cos_t, int32_t sin_t) {
+    IrGraph *g = b->g;
+    int32_t x1 = ir_slice(g, x, 3, 0, d / 2), x2 = ir_slice(g, x, 3, d / 2, d);
+    int32_t rot = ir_concat(g, ir_unary(g, OP_NEG, x2), x1, 3);
+    return ir_add(g, ir_mul(g, x, ir_bcast_to(g, cos_t, x)), ir_mul(g, rot, ir_bcast_to(g, sin_t, x)));
+}
+
+/* [N, h*d] -> [S, h, T, d] */
+static int32_t heads_first(Gb *b, int32_t x, int64_t h, int64_t d) {
+    int64_t s4[4] = {b->S, b->T, h, d};
+    static const int perm[4] = {0, 2, 1, 3};
+    return ir_permute(b->g, ir_reshape(b->g, x, 4, s4), perm);
+}
+
+static int32_t attention(Gb *b, const ModuleCfg *m, int32_t x, const char *base) {
+    IrGraph *g = b->g;
+    int64_t H = b->H, nh = m->heads, kv = m->kv_heads, d = m->head_dim, G = nh / kv, S = b->S, T = b->T;
+    char name[160];
+    snprintf(name, sizeof name, "%s.q_proj", base);
+    int32_t q = linear(b, x, name, H, nh * d, m->qkv_bias);
+    snprintf(name, sizeof name, "%s.k_proj", base);
+    int32_t k = linear(b, x, name, H, kv * d, m->qkv_bias);
+    snprintf(name, sizeof name, "%s.v_proj", base);
+    int32_t v = linear(b, x, name, H, kv * d, m->qkv_bias);
+    q = heads_first(b, q, nh, d);
+    k = heads_first(b, k, kv, d);
+    v = heads_first(b, v, kv, d);
+
+    int32_t cos_t, sin_t;
+    rope_tables(b, d, m->rope_theta, &cos_t, &sin_t);
+    q = rope(b, q, d, cos_t, sin_t);
+    k = rope(b, k, d, cos_t, sin_t);
+
+    /* query head h = kv_head * G + g: a reshape groups them under their kv head */
+    int64_t sq[4] = {S, kv, G * T, d};
+    int32_t qg = ir_reshape(g, q, 4, sq);
+    int32_t sc = ir_matmul(g, qg, k, 0, 1); /* [S, kv, G*T, T] */
+    sc = ir_mul(g, sc, cnst(b, 1.0 / sqrt((double)d), sc));
+    int64_t s5[5] = {S, kv, G, T, T};
+    sc = ir_reshape(g, sc, 5, s5);
+    if (m->causal) {
+        int64_t tt[2] = {T, T};
+        int32_t qpos = ir_iota(g, 0, b->dt, 2, tt), kpos = ir_iota(g, 1, b->dt, 2, tt);
+        int32_t future = ir_binary(g, OP_CMP_LT, qpos, kpos); /* 1 where key > query */
+        sc = ir_select(g, ir_bcast_to(g, future, sc), cnst(b, -INFINITY, sc), sc);
+    }
+    int32_t mx = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, sc, 4));
+    int32_t ex = ir_unary(g, OP_EXP, ir_sub(g, sc, ir_bcast_to(g, mx, sc)));
+    int32_t z = ir_reduce(g, OP_REDUCE_SUM, ex, 4);
+    int32_t p = ir_div(g, ex, ir_bcast_to(g, z, ex));
+    int64_t sp[4] = {S, kv, G * T, T};
+    int32_t o = ir_matmul(g, ir_reshape(g, p, 4, sp), v, 0, 0); /* [S, kv, G*T, d] */
+    int64_t sh[4] = {S, nh, T, d};
+    static const int perm[4] = {0, 2, 1, 3};
+    o = ir_permute(g, ir_reshape(g, o, 4, sh), perm); /* [S, T, nh, d] */
+    int64_t sn[2] = {b->N, nh * d};
+    o = ir_reshape(g, o, 2, sn);
+    snprintf(name, sizeof name, "%s.o_proj", base);
+    return linear(b, o, name, nh * d, H, m->o_bias);
+}
+
+static int32_t mlp(Gb *b, const ModuleCfg *m, int32_t x, const char *base) {
+    IrGraph *g = b->g;
+    int64_t H = b->H, I = m->intermediate_size;
+    char name[160];
+    snprintf(name, sizeof name, "%s.gate_proj", base);
+    int32_t gate = linear(b, x, name, H, I, m->mlp_bias);
+    snprintf(name, sizeof name, "%s.up_proj", base);
+    int32_t up = linear(b, x, name, H, I, m->mlp_bias);
+    int32_t act = ir_mul(g, gate, ir_unary(g, OP_SIGMOID, gate));
+    snprintf(name, sizeof name, "%s.down_proj", base);
+    return linear(b, ir_mul(g, act, up), name, I, H, m->mlp_bias);
+}
+
+static int32_t apply_module(Gb *b, const ModuleCfg *m, int32_t x, int64_t layer) {
+    char base[128];
+    snprintf(base, sizeof base, "model.layers.%lld.%s", (long long)layer, m->name);
+    loc(b, m->loc);
+    switch (m->kind) {
+    case MOD_RMSNORM: {
+        char w[160];
+        snprintf(w, sizeof w, "%s.weight", base);
+        return rmsnorm(b, x, w, m->eps);
+    }
+    case MOD_ATTENTION: return attention(b, m, x, base);
+    case MOD_MLP: return mlp(b, m, x, base);
+    default: return ir_set_error(b->g, "module '%s' cannot appear in a block", module_kind_name(m->kind));
+    }
+}
+
+/* tokens -> logits [N, V] */
+static int32_t forward(Gb *b, int32_t tokens) {
+    const ModelCfg *c = b->cfg;
+    IrGraph *g = b->g;
+    loc(b, c->embedding.loc);
+    int32_t emb = param(b, "model.embed_tokens.weight", 2, b->V, b->H);
+    int64_t sn[1] = {b->N};
+    int32_t x = ir_gather_rows(g, emb, ir_reshape(g, tokens, 1, sn)); /* [N, H] */
+    for (int bi = 0; bi < c->nblocks; bi++) {
+        const BlockCfg *blk = &c->blocks[bi];
+        for (int64_t r = 0; r < blk->repeat; r++) {
+            int64_t layer = blk->first_layer + r;
+            for (int gi = 0; gi < blk->ngroups; gi++) {
+                const GroupCfg *grp = &blk->groups[gi];
+                int32_t y = x;
+                for (int mi = 0; mi < grp->nmods; mi++) y = apply_module(b, &grp->mods[mi], y, layer);
+                if (grp->residual) {
+                    loc(b, grp->loc);
+                    y = ir_add(g, x, y);
+                }
+                x = y;
+            }
+        }
+    }
+    if (c->has_final_norm) {
+        loc(b, c->final_norm.loc);
+        x = rmsnorm(b, x, "model.norm.weight", c->final_norm.eps);
+    }
+    loc(b, c->lm_head.loc);
+    int32_t w = c->lm_head.tied ? emb : param(b, "lm_head.weight", 2, b->V, b->H);
+    return ir_matmul(g, x, w, 0, 1);
+}
+
+/* summed log-probs of `targets` where loss_mask is 1: [N, V] -> [S] */
+static int32_t seq_logps(Gb *b, int32_t logits, int32_t targets, int32_t mask) {
+    IrGraph *g = b->g;
+    loc(b, b->cfg->lm_head.loc);
+    int32_t mx = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, logits, 1));
+    int32_t sh = ir_sub(g, logits, ir_bcast_to(g, mx, logits));
+    int32_t lse = ir_unary(g, OP_LOG, ir_reduce(g, OP_REDUCE_SUM, ir_unary(g, OP_EXP, sh), 1)); /* [N,1] */
+    int64_t sn[1] = {b->N}, sst[2] = {b->S, b->T}, ss[1] = {b->S};
+    int32_t tl = ir_sub(g, ir_pick(g, sh, ir_reshape(g, targets, 1, sn)), ir_reshape(g, lse, 1, sn));
+    int32_t masked = ir_mul(g, ir_reshape(g, tl, 2, sst), mask);
+    return ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, masked, 1), 1, ss);
+}
+
+static int fail(IrGraph *g, const ModelCfg *cfg, char *err, size_t errlen) {
+    snprintf(err, errlen, "%s: cannot build the graph: %s", cfg->path ? cfg->path : "model",
+             g->err[0] ? g->err : "unknown IR error");
+    return -1;
+}
+
+static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, IrGraph *g, char *err, size_t errlen) {
+    IrDType dt = opt ? opt->dtype : DT_F32;
+    if (!ir_dtype_is_float(dt)) {
+        snprintf(err, errlen, "%s: the build dtype must be f32 or f64", cfg->path ? cfg->path : "model");
+        return -1;
+    }
+    if (!cfg->name || cfg->vocab_size <= 0 || cfg->pairs <= 0) {
+        snprintf(err, errlen, "model_build_graph: the model configuration is not loaded");
+        return -1;
+    }
+    Gb b = {cfg, g, dt, 2 * cfg->pairs, cfg->seq_len, 2 * cfg->pairs * cfg->seq_len, cfg->hidden_size, cfg->vocab_size,
+            "", IR_PARAM_TRAINABLE};
+    int64_t sst[2] = {b.S, b.T}, ss[1] = {b.S};
+    SrcLoc top = {cfg->path, 1, 1};
+    loc(&b, top);
+    int32_t tokens = ir_input(g, "tokens", DT_I32, 2, sst);
+    int32_t targets = ir_input(g, "targets", DT_I32, 2, sst);
+    int32_t mask = ir_input(g, "loss_mask", dt, 2, sst);
+
+    int32_t logits = forward(&b, tokens);
+    int32_t logps = seq_logps(&b, logits, targets, mask);
+    if (logps < 0) return fail(g, cfg, err, errlen);
+
+    if (kind == BUILD_LOGPS) {
+        if (ir_add_output(g, "logps", logps, IR_OUT_VALUE)) return fail(g, cfg, err, errlen);
+        if (opt && opt->expose_logits) {
+            int64_t s3[3] = {b.S, b.T, b.V};
+            int32_t l3 = ir_reshape(g, logits, 3, s3);
+            if (l3 < 0 || ir_add_output(g, "logits", l3, IR_OUT_VALUE)) return fail(g, cfg, err, errlen);
+        }
+        return 0;
+    }
+
+    /* logits_sum: per sequence, the masked sum over positions of the vocabulary sum */
+    loc(&b, cfg->lm_head.loc);
+    int32_t rows = ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, logits, 1), 2, sst);
+    int32_t logits_sum = ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, ir_mul(g, rows, mask), 1), 1, ss);
+
+    loc(&b, cfg->loss.loc);
+    LossLeaves lv = {logps, -1, -1};
+    lv.lens = ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, mask, 1), 1, ss);
+    int32_t ref_out = -1;
+    if (cfg->reference == REF_PRECOMPUTED) {
+        loc(&b, cfg->reference_loc);
+        lv.ref_logps = ir_input(g, "ref_logps", dt, 1, ss);
+    } else if (cfg->reference == REF_ONLINE) {
+        Gb rb = b;
+        rb.prefix = "ref:";
+        rb.role = IR_PARAM_FROZEN;
+        int32_t rl = seq_logps(&rb, forward(&rb, tokens), targets, mask);
+        loc(&b, cfg->reference_loc);
+        ref_out = lv.ref_logps = ir_unary(g, OP_STOP_GRAD, rl);
+    }
+    if (logits_sum < 0 || lv.lens < 0 || (cfg->reference != REF_NONE && lv.ref_logps < 0)) return fail(g, cfg, err, errlen);
+
+    int32_t loss;
+    if (loss_build_ir(g, &cfg->loss, &lv, &loss, err, errlen)) return -1;
+    if (ir_add_output(g, "loss", loss, IR_OUT_LOSS) || ir_add_output(g, "logps", logps, IR_OUT_VALUE) ||
+        ir_add_output(g, "logits_sum", logits_sum, IR_OUT_VALUE))
+        return fail(g, cfg, err, errlen);
+    if (ref_out >= 0 && ir_add_output(g, "ref_logps", ref_out, IR_OUT_VALUE)) return fail(g, cfg, err, errlen);
+    return 0;
+}
+
+/* Passes that add nodes later must not inherit the last YAML position. */
+int model_build_graph(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, IrGraph *g, char *err, size_t errlen) {
+    IrLoc saved = g->cur_loc;
+    int rc = build(cfg, kind, opt, g, err, errlen);
+    g->cur_loc = saved;
+    return rc;
+}
