@@ -1,0 +1,180 @@
+/* cg_util.c — the small LLVM helpers every codegen file uses.
+ *
+ * Context and module set-up, the IR dtype -> LLVM type map, constants,
+ * intrinsic declarations, region pointers (regions[r] + byte offset), the
+ * counted loop used by every kernel, and the creation of kernel functions,
+ * which also appends the kernel to the table the manifest lists. Loops are
+ * emitted in the plain "header tests iv < hi" form; the O3 pipeline rotates
+ * and vectorises them.
+ */
+#include "cg.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cg_fail(Cg *c, const char *fmt, ...) {
+    if (!c->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err, sizeof c->err, fmt, ap);
+        va_end(ap);
+        c->failed = 1;
+    }
+    return -1;
+}
+
+int cg_init(Cg *c, const char *module_name) {
+    memset(c, 0, sizeof *c);
+    c->ctx = LLVMContextCreate();
+    c->mod = LLVMModuleCreateWithNameInContext(module_name, c->ctx);
+    c->b = LLVMCreateBuilderInContext(c->ctx);
+    c->i1 = LLVMInt1TypeInContext(c->ctx);
+    c->i8 = LLVMInt8TypeInContext(c->ctx);
+    c->i32 = LLVMInt32TypeInContext(c->ctx);
+    c->i64 = LLVMInt64TypeInContext(c->ctx);
+    c->f32 = LLVMFloatTypeInContext(c->ctx);
+    c->f64 = LLVMDoubleTypeInContext(c->ctx);
+    c->ptr = LLVMPointerTypeInContext(c->ctx, 0);
+    c->voidt = LLVMVoidTypeInContext(c->ctx);
+    LLVMTypeRef kargs[3] = {c->ptr, c->i64, c->i64};
+    c->kernel_ty = LLVMFunctionType(c->voidt, kargs, 3, 0);
+    LLVMTypeRef eargs[2] = {c->ptr, c->ptr};
+    c->entry_ty = LLVMFunctionType(c->i32, eargs, 2, 0);
+    LLVMTypeRef pargs[4] = {c->ptr, c->ptr, c->ptr, c->i64};
+    c->pfor_ty = LLVMFunctionType(c->voidt, pargs, 4, 0);
+    c->md_scope = LLVMGetMDKindIDInContext(c->ctx, "alias.scope", 11);
+    c->md_noalias = LLVMGetMDKindIDInContext(c->ctx, "noalias", 7);
+    return 0;
+}
+
+void cg_dispose(Cg *c) {
+    if (c->b) LLVMDisposeBuilder(c->b);
+    if (c->mod) LLVMDisposeModule(c->mod);
+    if (c->ctx) LLVMContextDispose(c->ctx);
+    free(c->kernels);
+    c->b = NULL;
+    c->mod = NULL;
+    c->ctx = NULL;
+    c->kernels = NULL;
+}
+
+LLVMTypeRef cg_type(Cg *c, IrDType t) {
+    switch (t) {
+    case DT_F32: return c->f32;
+    case DT_F64: return c->f64;
+    case DT_I32: return c->i32;
+    default: return c->i32;
+    }
+}
+
+LLVMValueRef cg_i64(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
+
+LLVMValueRef cg_const(Cg *c, IrDType t, double v) {
+    if (ir_dtype_is_float(t)) return LLVMConstReal(cg_type(c, t), v);
+    return LLVMConstInt(c->i32, (unsigned long long)(int64_t)(int32_t)v, 1);
+}
+
+LLVMValueRef cg_intrinsic(Cg *c, const char *name, LLVMTypeRef *types, int ntypes, LLVMTypeRef *fty) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    if (!id) {
+        cg_fail(c, "unknown LLVM intrinsic %s", name);
+        return NULL;
+    }
+    *fty = LLVMIntrinsicGetType(c->ctx, id, types, (size_t)ntypes);
+    return LLVMGetIntrinsicDeclaration(c->mod, id, types, (size_t)ntypes);
+}
+
+LLVMValueRef cg_call_intrinsic1(Cg *c, const char *name, LLVMValueRef x) {
+    LLVMTypeRef t = LLVMTypeOf(x), fty;
+    LLVMValueRef f = cg_intrinsic(c, name, &t, 1, &fty);
+    if (!f) return LLVMGetUndef(t);
+    return LLVMBuildCall2(c->b, fty, f, &x, 1, "");
+}
+
+LLVMValueRef cg_call_intrinsic2(Cg *c, const char *name, LLVMValueRef x, LLVMValueRef y) {
+    LLVMTypeRef t = LLVMTypeOf(x), fty;
+    LLVMValueRef f = cg_intrinsic(c, name, &t, 1, &fty);
+    if (!f) return LLVMGetUndef(t);
+    LLVMValueRef args[2] = {x, y};
+    return LLVMBuildCall2(c->b, fty, f, args, 2, "");
+}
+
+LLVMValueRef cg_smin(Cg *c, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+LLVMValueRef cg_smax(Cg *c, LLVMValueRef a, LLVMValueRef b) {
+    return LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSGT, a, b, ""), a, b, "");
+}
+
+LLVMValueRef cg_gep(Cg *c, LLVMTypeRef elt, LLVMValueRef base, LLVMValueRef idx) {
+    return LLVMBuildInBoundsGEP2(c->b, elt, base, &idx, 1, "");
+}
+
+LLVMValueRef cg_region_ptr(Cg *c, LLVMValueRef regions, int region, int64_t offset) {
+    LLVMValueRef slot = cg_gep(c, c->ptr, regions, cg_i64(c, region));
+    LLVMValueRef base = LLVMBuildLoad2(c->b, c->ptr, slot, "region");
+    if (!offset) return base;
+    return cg_gep(c, c->i8, base, cg_i64(c, offset));
+}
+
+void cg_fmf(LLVMValueRef inst) {
+    if (LLVMIsAInstruction(inst) && LLVMCanValueUseFastMathFlags(inst)) LLVMSetFastMathFlags(inst, LLVMFastMathAllowContract);
+}
+
+void cg_for_begin(Cg *c, CgFor *l, LLVMValueRef lo, LLVMValueRef hi, const char *name) {
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+    l->pre = LLVMGetInsertBlock(c->b);
+    l->head = LLVMAppendBasicBlockInContext(c->ctx, fn, name);
+    l->body = LLVMAppendBasicBlockInContext(c->ctx, fn, "body");
+    l->exit = LLVMAppendBasicBlockInContext(c->ctx, fn, "exit");
+    LLVMBuildBr(c->b, l->head);
+    LLVMPositionBuilderAtEnd(c->b, l->head);
+    l->iv = LLVMBuildPhi(c->b, LLVMTypeOf(lo), name);
+    LLVMValueRef cond = LLVMBuildICmp(c->b, LLVMIntSLT, l->iv, hi, "");
+    LLVMBuildCondBr(c->b, cond, l->body, l->exit);
+    LLVMPositionBuilderAtEnd(c->b, l->body);
+    LLVMAddIncoming(l->iv, &lo, &l->pre, 1);
+}
+
+void cg_for_end(Cg *c, CgFor *l) {
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+    LLVMValueRef next = LLVMBuildNSWAdd(c->b, l->iv, LLVMConstInt(LLVMTypeOf(l->iv), 1, 0), "");
+    LLVMBuildBr(c->b, l->head);
+    LLVMAddIncoming(l->iv, &next, &latch, 1);
+    LLVMPositionBuilderAtEnd(c->b, l->exit);
+}
+
+static void add_fn_attr(Cg *c, LLVMValueRef fn, const char *name) {
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, kind, 0));
+}
+
+LLVMValueRef cg_kernel_begin(Cg *c, const char *name, const char *entry, const char *op) {
+    if (c->nkernels == c->kcap) {
+        int cap = c->kcap ? 2 * c->kcap : 32;
+        CgKernelRec *k = realloc(c->kernels, (size_t)cap * sizeof *k);
+        if (!k) {
+            cg_fail(c, "out of memory");
+            return NULL;
+        }
+        c->kernels = k;
+        c->kcap = cap;
+    }
+    CgKernelRec *r = &c->kernels[c->nkernels++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->entry = entry;
+    r->op = op;
+    r->fn = LLVMAddFunction(c->mod, r->name, c->kernel_ty);
+    LLVMSetLinkage(r->fn, LLVMInternalLinkage);
+    add_fn_attr(c, r->fn, "nounwind");
+    LLVMSetValueName2(LLVMGetParam(r->fn, 0), "regions", 7);
+    LLVMSetValueName2(LLVMGetParam(r->fn, 1), "begin", 5);
+    LLVMSetValueName2(LLVMGetParam(r->fn, 2), "end", 3);
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, r->fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, bb);
+    return r->fn;
+}
