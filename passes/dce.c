@@ -6,7 +6,9 @@
  * with only the live nodes. Parameters and inputs are ordinary nodes here:
  * they stay when an output needs them and vanish from this graph otherwise
  * (the tensor table is built from the graphs after the passes, so a name no
- * graph uses gets no slot).
+ * graph uses gets no slot) — except that a trainable parameter with a
+ * gradient output stays, even when its gradient is a constant zero that does
+ * not read it: the gradient needs the parameter's slot in the layout.
  */
 #include <stdlib.h>
 
@@ -19,7 +21,12 @@ int pass_dce(IrGraph *g, PassCtx *c) {
         snprintf(c->err, sizeof c->err, "out of memory");
         return PASS_ERROR;
     }
-    for (int32_t i = 0; i < g->nout; i++) live[g->outs[i].id] = 1;
+    for (int32_t i = 0; i < g->nout; i++) {
+        live[g->outs[i].id] = 1;
+        if (g->outs[i].role != IR_OUT_GRAD) continue;
+        int32_t p = ir_find_named(g, OP_PARAM, ir_str_get(g, g->outs[i].name));
+        if (p >= 0) live[p] = 1;
+    }
     int32_t nlive = 0;
     for (int32_t id = g->n - 1; id >= 0; id--) {
         if (!live[id]) continue;

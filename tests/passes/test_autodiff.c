@@ -289,7 +289,30 @@ static void test_accumulate(void) {
     ir_free(&g);
 }
 
+/* a trainable param the loss does not reach keeps its slot through the whole
+ * pipeline: simplify's dead-code sweep must not drop it from under its zero
+ * gradient (the verifier would refuse a grad output naming no param) */
+static void test_unreached_param_survives_pipeline(void) {
+    IrGraph g;
+    ir_init(&g);
+    int64_t s[1] = {4};
+    int32_t w = ir_param(&g, "w", DT_F32, 1, s, IR_PARAM_TRAINABLE);
+    ir_param(&g, "lonely", DT_F32, 1, s, IR_PARAM_TRAINABLE);
+    int32_t x = ir_input(&g, "x", DT_F32, 1, s);
+    CHECK(ir_add_output(&g, "loss", t_sum_all(&g, ir_mul(&g, w, x)), IR_OUT_LOSS) == 0);
+    PassCtx c;
+    memset(&c, 0, sizeof c);
+    CHECK_MSG(pass_pipeline_run(&g, &c, "autodiff,simplify,dce") == 0, "%s", c.err);
+    int32_t p = ir_find_named(&g, OP_PARAM, "lonely");
+    CHECK(p >= 0);
+    if (p >= 0) CHECK(is_zero_const_like(&g, grad_of(&g, "lonely"), p));
+    char err[256];
+    CHECK_MSG(ir_verify(&g, err, sizeof err) == 0, "%s", err);
+    ir_free(&g);
+}
+
 int main(void) {
+    test_unreached_param_survives_pipeline();
     test_what_gets_gradients();
     test_nograd_flag();
     test_locations();
