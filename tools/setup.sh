@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${DPOC_BUILD:-$root/build}
 
 pkgs=(build-essential cmake pkg-config llvm-19-dev libyaml-dev libcjson-dev libzstd-dev
-      libopenmpi-dev openmpi-bin python3-torch python3-numpy)
+      libopenmpi-dev openmpi-bin python3-torch python3-numpy clang-19 libclang-rt-19-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
