@@ -56,6 +56,13 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         fprintf(stderr, "dpoc %s: missing -o FILE.so\n", cmd);
         return 2;
     }
+    for (int i = 0; i < a->ndisabled; i++)
+        if (!pass_find(a->disabled[i])) {
+            fprintf(stderr, "dpoc %s: --disable-pass: unknown pass '%s' (passes:", cmd, a->disabled[i]);
+            for (int p = 0; p < pass_registry_count; p++) fprintf(stderr, " %s", pass_registry[p].name);
+            fprintf(stderr, ")\n");
+            return 2;
+        }
     if (a->dump_dir && mkdir(a->dump_dir, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "dpoc %s: cannot create dump directory '%s': %s\n", cmd, a->dump_dir, strerror(errno));
         return 2;

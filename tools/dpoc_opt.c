@@ -88,6 +88,11 @@ int dpoc_cmd_opt(int argc, char **argv) {
         fprintf(stderr, "dpoc opt: expected one IR file ('-' for stdin)\n");
         return 2;
     }
+    for (int i = 0; i < ndisabled; i++)
+        if (!pass_find(disabled[i])) {
+            fprintf(stderr, "dpoc opt: --disable-pass: unknown pass '%s'\n", disabled[i]);
+            return 2;
+        }
     size_t len = 0;
     char *text = read_all(pos[0], &len);
     if (!text) {
