@@ -1,14 +1,24 @@
 /* cg.h — internal state shared by the codegen files.
  *
  * Cg holds the LLVM context, module and builder, the handful of types every
- * file uses, the kernel table being built (one record per emitted kernel,
- * in the order the manifest lists them) and the first error. Emitting
- * functions return 0/-1 or NULL and record the message with cg_fail, so a
- * caller checks once per kernel.
+ * file uses, the kernel functions emitted so far (CgFunc, one per distinct
+ * kernel structure, found again by their canonical key: cg_dedup.c), the
+ * kernel call table being built (CgKernelRec, one record per call, in the
+ * order the manifest lists them, each naming its function and its argument
+ * places) and the first error. Emitting functions return 0/-1 or NULL and
+ * record the message with cg_fail, so a caller checks once per kernel.
+ *
+ * A graph kernel function does not know where its operands live: it is
+ * called as fn(p, begin, end) with p[0] the output's address and p[1..] the
+ * addresses of the stored values it reads, in the order of its key (first
+ * use in a depth-first walk from the root). The entry function builds p from
+ * the call's (region, offset) pairs. So kernels that differ only in where
+ * their operands live are one function.
  *
  * CgKern is the per-kernel state of the element evaluator (cg_eval.c): which
- * nodes are computed inside the kernel, where every stored value lives, and
- * the pointers to those values, computed once in the kernel's entry block.
+ * nodes are computed inside the kernel, which argument slot each stored
+ * value has, and the pointers to those values, loaded once in the kernel's
+ * entry block.
  */
 #ifndef DPOC_CG_H
 #define DPOC_CG_H
@@ -19,25 +29,59 @@
 
 #include "codegen.h"
 
+/* one kernel call of an entry point (a row of the manifest's kernel table) */
 typedef struct CgKernelRec {
     char name[128];
     const char *entry;  /* entry point name */
     const char *op;     /* IR mnemonic of the root, or "adamw", "fill" */
     int64_t work, flops, bytes;
-    LLVMValueRef fn;
+    int fn;             /* index into Cg.funcs */
+    int nargs;          /* p[i] = regions[arg_region[i]] + arg_offset[i] */
+    int8_t *arg_region;
+    int64_t *arg_offset;
 } CgKernelRec;
+
+/* one emitted kernel function, shared by every call with its key */
+typedef struct CgFunc {
+    char name[128];     /* LLVM symbol */
+    const char *op;     /* IR mnemonic of the root, or "adamw" */
+    char *key;          /* canonical structure (NULL: never shared) */
+    size_t keylen;
+    uint64_t hash;
+    int nargs, ncalls;
+    LLVMValueRef fn;
+} CgFunc;
+
+/* scratch of the signature walk (cg_dedup.c), sized to the largest graph */
+typedef struct CgSig {
+    int32_t cap;         /* nodes the arrays hold */
+    uint32_t *stamp;     /* per node: == epoch when visited in this walk */
+    int32_t *local;      /* per node: inline index, or argument slot of a stored value */
+    uint32_t epoch;
+    int32_t *args;       /* node id per argument slot (slot 0: the root, the output) */
+    int nargs, acap, ninline;
+    char *key;           /* the canonical key text */
+    size_t len, kcap;
+    int64_t in_bytes, flops;
+} CgSig;
 
 typedef struct Cg {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, voidt;
-    LLVMTypeRef kernel_ty;  /* void (ptr regions, i64 begin, i64 end) */
+    LLVMTypeRef kernel_ty;  /* void (ptr args, i64 begin, i64 end) */
     LLVMTypeRef entry_ty;   /* i32 (ptr regions, ptr svc) */
-    LLVMTypeRef pfor_ty;    /* void (ptr ctx, ptr fn, ptr regions, i64 n) */
+    LLVMTypeRef pfor_ty;    /* void (ptr ctx, ptr fn, ptr args, i64 n) */
     unsigned md_scope, md_noalias;
-    CgKernelRec *kernels;
+    CgKernelRec *kernels;   /* calls */
     int nkernels, kcap;
+    CgFunc *funcs;          /* distinct functions */
+    int nfuncs, fcap;
+    int32_t *fhash;         /* open addressing index of funcs by key, -1 empty */
+    int32_t fhcap;
+    int no_dedup;           /* every call gets a function of its own */
+    CgSig sig;
     char err[512];
     int failed;
 } Cg;
@@ -68,8 +112,15 @@ typedef struct CgFor {
 void cg_for_begin(Cg *c, CgFor *l, LLVMValueRef lo, LLVMValueRef hi, const char *name);
 void cg_for_end(Cg *c, CgFor *l);
 
-/* creates an internal kernel function and records it; builder at its entry */
-LLVMValueRef cg_kernel_begin(Cg *c, const char *name, const char *entry, const char *op);
+/* creates an internal kernel function `name` (void (ptr, i64, i64)),
+ * appends it to c->funcs (key NULL: it is never shared; otherwise the key is
+ * copied) and leaves the builder at its entry block. Returns its index or -1. */
+int cg_func_begin(Cg *c, const char *name, const char *op, const char *key, size_t keylen, int nargs);
+/* the function with this key, or -1 */
+int cg_func_find(Cg *c, const char *key, size_t keylen);
+/* appends a call record of function fn with nargs argument places (to be
+ * filled in); returns its index in c->kernels or -1 */
+int cg_call_add(Cg *c, const char *name, const char *entry, const char *op, int fn, int nargs);
 
 /* ---- scalar operations (cg_math.c) ---- */
 LLVMValueRef cg_unary(Cg *c, IrOp op, IrDType t, LLVMValueRef x);
@@ -90,9 +141,10 @@ typedef struct CgKern {
     const SchedPlan *plan;
     int32_t root;
     const uint8_t *member;   /* per node: computed inside this kernel */
-    LLVMValueRef regions;    /* the kernel's regions argument */
-    LLVMValueRef *ptr;       /* per node: base pointer of a stored value, lazily */
-    LLVMBasicBlockRef entry; /* where the pointers are computed */
+    const CgSig *sig;        /* argument slot of every stored value */
+    LLVMValueRef args;       /* the kernel's argument array p */
+    LLVMValueRef *ptr;       /* per slot: base pointer of a stored value, lazily */
+    LLVMBasicBlockRef entry; /* where the pointers are loaded */
     LLVMValueRef out_ptr;    /* where the root is written */
     LLVMMetadataRef scope_in, scope_out, list_in, list_out;
 } CgKern;
@@ -109,15 +161,33 @@ LLVMValueRef cg_eval(CgKern *k, int32_t id, CgIndex *ix);
 /* whether evaluating id needs coordinates (movement ops) rather than the flat position */
 int cg_needs_multi(const CgKern *k, int32_t id);
 
+/* ---- kernel signatures and the function table (cg_dedup.c) ---- */
+/* Walks the kernel computing root (members per node) depth-first from the
+ * root: numbers the inline nodes and the stored values it reads (argument
+ * slots 1.., in first-use order; slot 0 is the output), writes the canonical
+ * key of everything that shapes the emitted code into c->sig.key, sums the
+ * stored bytes and the elementwise flops, and refuses (cg_fail) a stored
+ * input that overlaps the output place. 0 or -1. */
+int cg_sig_build(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, const uint8_t *member, int out_region,
+                 int64_t out_offset);
+/* argument slot of stored node id in the last walk, or -1 when not visited */
+int cg_sig_slot(const CgSig *s, int32_t id);
+void cg_sig_free(CgSig *s);
+
 /* ---- kernels (cg_kernel.c) ---- */
-/* Emits the kernel computing `root` (members given per node) into
- * region/offset; fills rec->work/flops/bytes. Returns the function or NULL. */
-LLVMValueRef cg_emit_kernel(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, const uint8_t *member,
-                            int out_region, int64_t out_offset, const char *name, const char *entry,
-                            CgKernelRec **rec);
+/* One call of the kernel computing `root` (members given per node) into
+ * region/offset: finds or emits its function and records the call (work,
+ * flops, bytes, argument places). Returns the call's index in c->kernels,
+ * or -1. */
+int cg_emit_kernel(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, const uint8_t *member, int out_region,
+                   int64_t out_offset, const char *name, const char *entry);
 
 /* ---- entry points, optimizer, manifest, emission ---- */
 LLVMValueRef cg_emit_entry(Cg *c, const CodegenEntry *e);
+/* In an entry function: fills argbuf (an alloca of at least the call's
+ * nargs pointers) from regions and the call's places, then calls
+ * pf(ctx, fn, argbuf, work). */
+void cg_emit_pfor(Cg *c, LLVMValueRef regions, LLVMValueRef argbuf, LLVMValueRef ctx, LLVMValueRef pf, int call);
 LLVMValueRef cg_emit_optimizer(Cg *c, const TensorTable *tt, const TensorEntry *adamw);
 LLVMValueRef cg_emit_empty_entry(Cg *c, const char *name);
 

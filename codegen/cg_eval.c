@@ -19,9 +19,13 @@
  * position they read so every load stays in bounds, and pick, unpick and
  * gather give 0 for an index outside the row.
  *
+ * A stored value is read through its argument slot: its base pointer is
+ * p[slot] (cg_dedup.c numbers the slots), loaded once in the entry block.
+ *
  * Loads and stores carry alias-scope metadata: inputs and the kernel's
- * output are in different scopes, which the caller guarantees by checking
- * the schedule's offsets (cg_kernel.c).
+ * output are in different scopes, which the signature walk guarantees for
+ * every call by checking the schedule's offsets (cg_dedup.c). Nothing is
+ * claimed between two inputs.
  */
 #include "cg.h"
 
@@ -37,13 +41,18 @@ int cg_is_stored(const CgKern *k, int32_t id) {
 }
 
 LLVMValueRef cg_node_ptr(CgKern *k, int32_t id) {
-    if (k->ptr[id]) return k->ptr[id];
     Cg *c = k->c;
+    int slot = cg_sig_slot(k->sig, id);
+    if (slot < 1) {
+        cg_fail(c, "internal error: kernel %%%d reads %%%d, which its signature walk did not reach", k->root, id);
+        return LLVMConstPointerNull(c->ptr);
+    }
+    if (k->ptr[slot]) return k->ptr[slot];
     LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
     LLVMPositionBuilderAtEnd(c->b, k->entry);
-    k->ptr[id] = cg_region_ptr(c, k->regions, k->plan->region[id], k->plan->offset[id]);
+    k->ptr[slot] = LLVMBuildLoad2(c->b, c->ptr, cg_gep(c, c->ptr, k->args, cg_i64(c, slot)), "arg");
     LLVMPositionBuilderAtEnd(c->b, here);
-    return k->ptr[id];
+    return k->ptr[slot];
 }
 
 static void set_scope(CgKern *k, LLVMValueRef inst, int out) {

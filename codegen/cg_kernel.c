@@ -1,8 +1,9 @@
-/* cg_kernel.c — one kernel function: the loops around the element evaluator.
+/* cg_kernel.c — one kernel: the loops around the element evaluator.
  *
- * A kernel is `void k(uint8_t *const *regions, int64_t begin, int64_t end)`
- * and computes the part [begin, end) of its work; the shape of the loops
- * depends on the op at the kernel's root:
+ * A kernel function is `void k(uint8_t *const *p, int64_t begin, int64_t end)`
+ * and computes the part [begin, end) of its work; p[0] is where its result
+ * goes and p[1..] are the stored values it reads (cg_dedup.c numbers them).
+ * The shape of the loops depends on the op at the kernel's root:
  *
  *  - map (elementwise, movement, indexing, const, iota): work = output
  *    elements. Without movement the loop is flat over the range; with it,
@@ -21,42 +22,20 @@
  *  - scatter_add_rows: work = destination rows. Row v starts at zero and adds
  *    every source row i with ids[i] == v, in increasing i.
  *
- * So no result depends on how the runtime splits the range. The kernel's
- * flops and bytes (matmul 2*M*N*K*batch, elementwise one per element,
- * reductions one per input element; bytes = stored inputs + output) go into
- * the manifest. The output must not overlap any stored input (checked here
- * from the schedule's offsets), which is what the alias scopes promise LLVM.
+ * So no result depends on how the runtime splits the range. cg_emit_kernel
+ * handles one call: it builds the kernel's signature (which also checks
+ * that the output does not overlap a stored input, what the alias scopes
+ * promise LLVM), emits a function only when no earlier call had the same
+ * key (or always, with dedup off), and records the call with its argument
+ * places, work, flops and bytes (matmul 2*M*N*K*batch, elementwise one per
+ * element, reductions one per input element; bytes = stored inputs +
+ * output) for the manifest.
  */
 #include "cg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct Walk {
-    uint8_t *seen;
-    int64_t in_bytes, flops;
-} Walk;
-
-static int64_t node_bytes(const IrNode *n) { return ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype); }
-
-/* visits the nodes the kernel computes inline and the stored values it reads */
-static void walk(CgKern *k, int32_t id, Walk *w, int out_region, int64_t out_offset, int64_t out_bytes) {
-    if (w->seen[id]) return;
-    w->seen[id] = 1;
-    const IrNode *n = ir_node(k->g, id);
-    if (cg_is_stored(k, id)) {
-        int64_t nb = node_bytes(n), off = k->plan->offset[id];
-        w->in_bytes += nb;
-        if (k->plan->region[id] == out_region && off < out_offset + out_bytes && out_offset < off + nb)
-            cg_fail(k->c, "schedule places the output of kernel %%%d (bytes %lld..%lld of region %d) over its input %%%d",
-                    k->root, (long long)out_offset, (long long)(out_offset + out_bytes), out_region, id);
-        return;
-    }
-    const IrOpInfo *info = &ir_op_info[n->op];
-    if (info->cls == FC_ELEMWISE && n->op != OP_STOP_GRAD && n->op != OP_CAST) w->flops += ir_numel(n);
-    for (int i = 0; i < info->nin; i++) walk(k, n->in[i], w, out_region, out_offset, out_bytes);
-}
 
 static LLVMValueRef entry_alloca(CgKern *k, LLVMTypeRef t) {
     LLVMBasicBlockRef here = LLVMGetInsertBlock(k->c->b);
@@ -283,68 +262,85 @@ static void make_scopes(CgKern *k, const char *name) {
     k->list_out = LLVMMDNodeInContext2(c->ctx, &k->scope_out, 1);
 }
 
-LLVMValueRef cg_emit_kernel(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, const uint8_t *member,
-                            int out_region, int64_t out_offset, const char *name, const char *entry,
-                            CgKernelRec **recp) {
+/* the body of a new function for the kernel whose signature is c->sig */
+static int emit_body(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, const uint8_t *member, int fi) {
     const IrNode *n = ir_node(g, root);
-    const char *opname = ir_op_info[n->op].name;
-    if (n->op == OP_PARAM || n->op == OP_INPUT) {
-        cg_fail(c, "kernel %s: a %s cannot be computed", name, opname);
-        return NULL;
-    }
-    LLVMValueRef fn = cg_kernel_begin(c, name, entry, opname);
-    if (!fn) return NULL;
-    CgKernelRec *rec = &c->kernels[c->nkernels - 1];
-    CgKern k = {.c = c, .g = g, .plan = p, .root = root, .member = member};
-    k.ptr = calloc((size_t)g->n, sizeof *k.ptr);
-    Walk w = {.seen = calloc((size_t)g->n, 1)};
-    if (!k.ptr || !w.seen) {
-        free(k.ptr);
-        free(w.seen);
-        cg_fail(c, "out of memory");
-        return NULL;
-    }
+    LLVMValueRef fn = c->funcs[fi].fn;
+    CgKern k = {.c = c, .g = g, .plan = p, .root = root, .member = member, .sig = &c->sig};
+    k.ptr = calloc((size_t)c->sig.nargs, sizeof *k.ptr);
+    if (!k.ptr) return cg_fail(c, "out of memory");
     k.entry = LLVMGetInsertBlock(c->b);
-    k.regions = LLVMGetParam(fn, 0);
-    k.out_ptr = cg_region_ptr(c, k.regions, out_region, out_offset);
-    int64_t out_bytes = node_bytes(n);
-    walk(&k, root, &w, out_region, out_offset, out_bytes);
-    make_scopes(&k, name);
+    k.args = LLVMGetParam(fn, 0);
+    k.out_ptr = LLVMBuildLoad2(c->b, c->ptr, k.args, "out");
+    make_scopes(&k, c->funcs[fi].name);
     LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
     LLVMPositionBuilderAtEnd(c->b, start);
     LLVMValueRef begin = LLVMGetParam(fn, 1), end = LLVMGetParam(fn, 2);
-    const IrNode *x = ir_op_info[n->op].nin > 0 ? ir_node(g, n->in[0]) : NULL;
     switch ((IrOp)n->op) {
-    case OP_REDUCE_SUM: case OP_REDUCE_MAX:
-        rec->work = ir_numel(n);
-        rec->flops = ir_numel(x);
-        emit_reduce(&k, begin, end);
-        break;
-    case OP_MATMUL: {
-        int r = n->ndim;
-        int64_t K = n->attr[0] ? x->shape[r - 2] : x->shape[r - 1];
-        rec->work = ir_numel(n) / n->shape[r - 1];
-        rec->flops = 2 * ir_numel(n) * K;
-        emit_matmul(&k, begin, end);
-        break;
+    case OP_REDUCE_SUM: case OP_REDUCE_MAX: emit_reduce(&k, begin, end); break;
+    case OP_MATMUL: emit_matmul(&k, begin, end); break;
+    case OP_SCATTER_ADD_ROWS: emit_scatter(&k, begin, end); break;
+    default: emit_map(&k, begin, end); break;
     }
-    case OP_SCATTER_ADD_ROWS:
-        rec->work = n->shape[0];
-        rec->flops = ir_numel(x);
-        emit_scatter(&k, begin, end);
-        break;
-    default:
-        rec->work = ir_numel(n);
-        rec->flops = w.flops;
-        emit_map(&k, begin, end);
-        break;
-    }
-    rec->bytes = w.in_bytes + out_bytes;
     LLVMBuildRetVoid(c->b);
     LLVMPositionBuilderAtEnd(c->b, k.entry);
     LLVMBuildBr(c->b, start);
     free(k.ptr);
-    free(w.seen);
-    if (recp) *recp = rec;
-    return c->failed ? NULL : fn;
+    return c->failed ? -1 : 0;
+}
+
+/* work and flops of one call (docs/step-abi.md) */
+static void kernel_cost(const IrGraph *g, int32_t root, int64_t inline_flops, int64_t *work, int64_t *flops) {
+    const IrNode *n = ir_node(g, root);
+    const IrNode *x = ir_op_info[n->op].nin > 0 ? ir_node(g, n->in[0]) : NULL;
+    switch ((IrOp)n->op) {
+    case OP_REDUCE_SUM: case OP_REDUCE_MAX:
+        *work = ir_numel(n);
+        *flops = ir_numel(x);
+        break;
+    case OP_MATMUL: {
+        int r = n->ndim;
+        int64_t K = n->attr[0] ? x->shape[r - 2] : x->shape[r - 1];
+        *work = ir_numel(n) / n->shape[r - 1];
+        *flops = 2 * ir_numel(n) * K;
+        break;
+    }
+    case OP_SCATTER_ADD_ROWS:
+        *work = n->shape[0];
+        *flops = ir_numel(x);
+        break;
+    default:
+        *work = ir_numel(n);
+        *flops = inline_flops;
+        break;
+    }
+}
+
+int cg_emit_kernel(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, const uint8_t *member, int out_region,
+                   int64_t out_offset, const char *name, const char *entry) {
+    const IrNode *n = ir_node(g, root);
+    const char *opname = ir_op_info[n->op].name;
+    if (n->op == OP_PARAM || n->op == OP_INPUT) return cg_fail(c, "kernel %s: a %s cannot be computed", name, opname);
+    if (cg_sig_build(c, g, p, root, member, out_region, out_offset)) return -1;
+    const CgSig *s = &c->sig;
+    int fi = c->no_dedup ? -1 : cg_func_find(c, s->key, s->len);
+    if (fi < 0) {
+        char fname[128];
+        if (c->no_dedup) snprintf(fname, sizeof fname, "%s", name);
+        else snprintf(fname, sizeof fname, "fn%d_%s", c->nfuncs, opname);
+        fi = cg_func_begin(c, fname, opname, c->no_dedup ? NULL : s->key, s->len, s->nargs);
+        if (fi < 0 || emit_body(c, g, p, root, member, fi)) return -1;
+    }
+    int ci = cg_call_add(c, name, entry, opname, fi, s->nargs);
+    if (ci < 0) return -1;
+    CgKernelRec *rec = &c->kernels[ci];
+    rec->arg_region[0] = (int8_t)out_region;
+    rec->arg_offset[0] = out_offset;
+    for (int i = 1; i < s->nargs; i++) {
+        rec->arg_region[i] = p->region[s->args[i]];
+        rec->arg_offset[i] = p->offset[s->args[i]];
+    }
+    kernel_cost(g, root, s->flops, &rec->work, &rec->flops);
+    rec->bytes = s->in_bytes + ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype);
+    return c->failed ? -1 : ci;
 }

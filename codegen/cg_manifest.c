@@ -3,8 +3,11 @@
  *
  * The JSON (built with cJSON, keys documented in docs/step-abi.md) holds the
  * ABI version, target, mesh, region sizes (the arena is the largest of the
- * entries' peaks), the tensor table, the kernel table in emission order
- * (which is also the order of the manifest's `kernels` pointer array), the
+ * entries' peaks), the tensor table, the distinct kernel functions, the
+ * kernel call table in emission order (which is also the order of the
+ * manifest's `kernels` pointer array: one pointer per call, the call's
+ * shared function, so pointers repeat; each row names its function and the
+ * (region, offset) places of its arguments), the
  * entry names, the caller's configuration JSON under "config", and each
  * entry's final IR text under "ir". The manifest global is a constant
  * struct laid out by LLVM with the target's data layout, field for field
@@ -64,6 +67,17 @@ char *cg_manifest_json(Cg *c, const CodegenEntry *entries, int nentries, const T
         cJSON_AddItemToArray(tensors, x);
     }
 
+    cJSON *funcs = cJSON_AddArrayToObject(root, "functions");
+    for (int i = 0; i < c->nfuncs; i++) {
+        const CgFunc *f = &c->funcs[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "name", f->name);
+        cJSON_AddStringToObject(x, "op", f->op);
+        cJSON_AddNumberToObject(x, "nargs", f->nargs);
+        cJSON_AddNumberToObject(x, "calls", f->ncalls);
+        cJSON_AddItemToArray(funcs, x);
+    }
+
     cJSON *kernels = cJSON_AddArrayToObject(root, "kernels");
     for (int i = 0; i < c->nkernels; i++) {
         const CgKernelRec *k = &c->kernels[i];
@@ -74,6 +88,14 @@ char *cg_manifest_json(Cg *c, const CodegenEntry *entries, int nentries, const T
         cJSON_AddNumberToObject(x, "work", (double)k->work);
         cJSON_AddNumberToObject(x, "flops", (double)k->flops);
         cJSON_AddNumberToObject(x, "bytes", (double)k->bytes);
+        cJSON_AddNumberToObject(x, "fn", k->fn);
+        cJSON *args = cJSON_AddArrayToObject(x, "args");
+        for (int a = 0; a < k->nargs; a++) {
+            cJSON *pl = cJSON_CreateArray();
+            cJSON_AddItemToArray(pl, cJSON_CreateNumber(k->arg_region[a]));
+            cJSON_AddItemToArray(pl, cJSON_CreateNumber((double)k->arg_offset[a]));
+            cJSON_AddItemToArray(args, pl);
+        }
         cJSON_AddItemToArray(kernels, x);
     }
 
@@ -130,7 +152,7 @@ void cg_emit_manifest(Cg *c, const char *json, const CgTarget *t, LLVMValueRef t
         cg_fail(c, "out of memory");
         return;
     }
-    for (int i = 0; i < c->nkernels; i++) fns[i] = c->kernels[i].fn;
+    for (int i = 0; i < c->nkernels; i++) fns[i] = c->funcs[c->kernels[i].fn].fn;
     LLVMValueRef ktab = LLVMAddGlobal(c->mod, LLVMArrayType2(c->ptr, (uint64_t)c->nkernels), "dpoc_kernel_table");
     LLVMSetInitializer(ktab, LLVMConstArray2(c->ptr, fns, (uint64_t)c->nkernels));
     LLVMSetGlobalConstant(ktab, 1);

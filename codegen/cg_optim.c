@@ -6,6 +6,9 @@
  * element count. A constant table in the module lists each parameter's
  * element range and whether weight decay applies; the kernel clips each
  * segment to its [begin, end) and skips the alignment gaps between them.
+ * Like every kernel it takes an argument array, here p = {params, grads,
+ * adam_m, adam_v, &adamw}, which its entry function builds from the
+ * regions; its function is never shared.
  *
  * Hyper-parameters come from the `adamw` input, f64[8] = {lr, beta1, beta2,
  * eps, weight_decay, bias_correction1, bias_correction2, 0}. The scalars are
@@ -69,20 +72,34 @@ LLVMValueRef cg_emit_optimizer(Cg *c, const TensorTable *tt, const TensorEntry *
     LLVMSetLinkage(table, LLVMPrivateLinkage);
     free(rows);
 
-    LLVMValueRef fn = cg_kernel_begin(c, "optimizer_step_k0_adamw", "optimizer_step", "adamw");
-    if (!fn) return NULL;
-    CgKernelRec *rec = &c->kernels[c->nkernels - 1];
+    enum { NARGS = 5 };
+    const int arg_region[NARGS] = {DPOC_R_PARAMS, DPOC_R_GRADS, DPOC_R_ADAM_M, DPOC_R_ADAM_V, adamw->region};
+    const int64_t arg_offset[NARGS] = {0, 0, 0, 0, adamw->offset};
+    const char *name = "optimizer_step_k0_adamw";
+    char fname[128];
+    if (c->no_dedup) snprintf(fname, sizeof fname, "%s", name);
+    else snprintf(fname, sizeof fname, "fn%d_adamw", c->nfuncs);
+    int fi = cg_func_begin(c, fname, "adamw", NULL, 0, NARGS);
+    if (fi < 0) return NULL;
+    LLVMValueRef fn = c->funcs[fi].fn;
+    int ci = cg_call_add(c, name, "optimizer_step", "adamw", fi, NARGS);
+    if (ci < 0) return NULL;
+    CgKernelRec *rec = &c->kernels[ci];
+    for (int i = 0; i < NARGS; i++) {
+        rec->arg_region[i] = (int8_t)arg_region[i];
+        rec->arg_offset[i] = arg_offset[i];
+    }
     rec->work = tt->region_size[DPOC_R_PARAMS] / esz;
     rec->flops = flops;
     rec->bytes = 7 * tt->region_size[DPOC_R_PARAMS];
     LLVMBuilderRef b = c->b;
     LLVMTypeRef T = cg_type(c, dt);
-    LLVMValueRef regions = LLVMGetParam(fn, 0), begin = LLVMGetParam(fn, 1), end = LLVMGetParam(fn, 2);
-    LLVMValueRef P = cg_region_ptr(c, regions, DPOC_R_PARAMS, 0);
-    LLVMValueRef G = cg_region_ptr(c, regions, DPOC_R_GRADS, 0);
-    LLVMValueRef Mm = cg_region_ptr(c, regions, DPOC_R_ADAM_M, 0);
-    LLVMValueRef Vv = cg_region_ptr(c, regions, DPOC_R_ADAM_V, 0);
-    LLVMValueRef H = cg_region_ptr(c, regions, adamw->region, adamw->offset);
+    LLVMValueRef pa = LLVMGetParam(fn, 0), begin = LLVMGetParam(fn, 1), end = LLVMGetParam(fn, 2);
+    LLVMValueRef P = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, pa, cg_i64(c, 0)), "params");
+    LLVMValueRef G = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, pa, cg_i64(c, 1)), "grads");
+    LLVMValueRef Mm = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, pa, cg_i64(c, 2)), "adam_m");
+    LLVMValueRef Vv = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, pa, cg_i64(c, 3)), "adam_v");
+    LLVMValueRef H = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, pa, cg_i64(c, 4)), "adamw");
     LLVMValueRef h[CODEGEN_ADAMW_N];
     for (int i = 0; i < CODEGEN_ADAMW_N; i++) h[i] = LLVMBuildLoad2(b, c->f64, cg_gep(c, c->f64, H, cg_i64(c, i)), "");
     LLVMValueRef one = LLVMConstReal(c->f64, 1.0);
@@ -133,8 +150,8 @@ LLVMValueRef cg_emit_optimizer(Cg *c, const TensorTable *tt, const TensorEntry *
     LLVMTypeRef svc_ty = LLVMStructTypeInContext(c->ctx, (LLVMTypeRef[]){c->ptr, c->ptr}, 2, 0);
     LLVMValueRef ctx = LLVMBuildLoad2(b, c->ptr, LLVMBuildStructGEP2(b, svc_ty, svc, 0, ""), "ctx");
     LLVMValueRef pf = LLVMBuildLoad2(b, c->ptr, LLVMBuildStructGEP2(b, svc_ty, svc, 1, ""), "parallel_for");
-    LLVMValueRef args[4] = {ctx, fn, LLVMGetParam(entry, 0), cg_i64(c, rec->work)};
-    LLVMBuildCall2(b, c->pfor_ty, pf, args, 4, "");
+    LLVMValueRef argbuf = LLVMBuildAlloca(b, LLVMArrayType2(c->ptr, NARGS), "args");
+    cg_emit_pfor(c, LLVMGetParam(entry, 0), argbuf, ctx, pf, ci);
     LLVMBuildRet(b, LLVMConstInt(c->i32, 0, 0));
     return c->failed ? NULL : entry;
 }

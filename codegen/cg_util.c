@@ -1,11 +1,10 @@
 /* cg_util.c — the small LLVM helpers every codegen file uses.
  *
  * Context and module set-up, the IR dtype -> LLVM type map, constants,
- * intrinsic declarations, region pointers (regions[r] + byte offset), the
- * counted loop used by every kernel, and the creation of kernel functions,
- * which also appends the kernel to the table the manifest lists. Loops are
- * emitted in the plain "header tests iv < hi" form; the O3 pipeline rotates
- * and vectorises them.
+ * intrinsic declarations, region pointers (regions[r] + byte offset) and
+ * the counted loop used by every kernel (kernel functions and the call
+ * table are created in cg_dedup.c). Loops are emitted in the plain "header
+ * tests iv < hi" form; the O3 pipeline rotates and vectorises them.
  */
 #include "cg.h"
 
@@ -53,11 +52,22 @@ void cg_dispose(Cg *c) {
     if (c->b) LLVMDisposeBuilder(c->b);
     if (c->mod) LLVMDisposeModule(c->mod);
     if (c->ctx) LLVMContextDispose(c->ctx);
+    for (int i = 0; i < c->nkernels; i++) {
+        free(c->kernels[i].arg_region);
+        free(c->kernels[i].arg_offset);
+    }
     free(c->kernels);
+    for (int i = 0; i < c->nfuncs; i++) free(c->funcs[i].key);
+    free(c->funcs);
+    free(c->fhash);
+    cg_sig_free(&c->sig);
     c->b = NULL;
     c->mod = NULL;
     c->ctx = NULL;
     c->kernels = NULL;
+    c->funcs = NULL;
+    c->fhash = NULL;
+    c->nkernels = c->nfuncs = 0;
 }
 
 LLVMTypeRef cg_type(Cg *c, IrDType t) {
@@ -145,36 +155,4 @@ void cg_for_end(Cg *c, CgFor *l) {
     LLVMBuildBr(c->b, l->head);
     LLVMAddIncoming(l->iv, &next, &latch, 1);
     LLVMPositionBuilderAtEnd(c->b, l->exit);
-}
-
-static void add_fn_attr(Cg *c, LLVMValueRef fn, const char *name) {
-    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, kind, 0));
-}
-
-LLVMValueRef cg_kernel_begin(Cg *c, const char *name, const char *entry, const char *op) {
-    if (c->nkernels == c->kcap) {
-        int cap = c->kcap ? 2 * c->kcap : 32;
-        CgKernelRec *k = realloc(c->kernels, (size_t)cap * sizeof *k);
-        if (!k) {
-            cg_fail(c, "out of memory");
-            return NULL;
-        }
-        c->kernels = k;
-        c->kcap = cap;
-    }
-    CgKernelRec *r = &c->kernels[c->nkernels++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->name, sizeof r->name, "%s", name);
-    r->entry = entry;
-    r->op = op;
-    r->fn = LLVMAddFunction(c->mod, r->name, c->kernel_ty);
-    LLVMSetLinkage(r->fn, LLVMInternalLinkage);
-    add_fn_attr(c, r->fn, "nounwind");
-    LLVMSetValueName2(LLVMGetParam(r->fn, 0), "regions", 7);
-    LLVMSetValueName2(LLVMGetParam(r->fn, 1), "begin", 5);
-    LLVMSetValueName2(LLVMGetParam(r->fn, 2), "end", 3);
-    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, r->fn, "entry");
-    LLVMPositionBuilderAtEnd(c->b, bb);
-    return r->fn;
 }

@@ -3,7 +3,8 @@
  * 1. Copy the tensor table, adding the `adamw` hyper-parameter input when
  *    the optimizer is wanted (codegen.h explains its layout).
  * 2. Target machine first (the module needs its data layout), then every
- *    entry's kernels and entry function, the AdamW kernel, the manifest
+ *    entry's kernels (shared across entries too: the forward kernels of
+ *    logps are train_step's) and entry function, the AdamW kernel, the manifest
  *    JSON (it lists the kernels, so it comes after them) and the manifest
  *    global.
  * 3. Verify, optionally print, optimise, write the object next to out_so
@@ -103,6 +104,8 @@ int codegen_build_so(const CodegenEntry *entries, int nentries, const TensorTabl
     LLVMValueRef train = NULL, logps = NULL, optim = NULL;
     int rc = -1;
     cg_init(&c, "dpoc_step");
+    const char *nd = getenv("DPOC_NO_KERNEL_DEDUP");
+    c.no_dedup = o->no_kernel_dedup || (nd && *nd && strcmp(nd, "0") != 0);
     if (cg_target_prepare(&c, o, &t)) goto done;
 
     for (int i = 0; i < nentries; i++) {

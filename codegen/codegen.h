@@ -2,10 +2,15 @@
  *
  * codegen_build_so takes one or more entry points (each an IR graph with its
  * schedule), the shared tensor table, and writes a shared object that
- * follows runtime/dpoc_abi.h: one LLVM function per scheduled kernel, one
- * entry function per graph that runs the kernels in order through the
+ * follows runtime/dpoc_abi.h: one LLVM function per distinct kernel
+ * structure (kernels that differ only in where their operands live share
+ * it: each call passes its operands' addresses in an argument array), one
+ * entry function per graph that runs the kernel calls in order through the
  * runtime's parallel_for, an optional fused AdamW `optimizer_step`, and the
  * exported `dpoc_manifest` with its JSON description (docs/step-abi.md).
+ * Sharing is switched off (one function per call, named after the call)
+ * by CodegenOptions.no_kernel_dedup or the environment variable
+ * DPOC_NO_KERNEL_DEDUP=1: a debugging switch; the results are the same.
  *
  * The module is optimised with the new pass manager ("default<O3>", loop and
  * SLP vectorisation on), compiled for the host CPU (or the given CPU and
@@ -41,6 +46,7 @@ typedef struct CodegenOptions {
     const char *emit_llvm_path;  /* write the unoptimised module text here, or NULL */
     const char *config_json;     /* JSON text embedded under "config", or NULL */
     int with_optimizer;          /* emit optimizer_step (AdamW) */
+    int no_kernel_dedup;         /* one function per kernel call (debugging) */
 } CodegenOptions;
 
 /* Name of the AdamW hyper-parameter input and its element count. */

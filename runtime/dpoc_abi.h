@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #define DPOC_ABI_MAGIC 0x434f5044u /* "DPOC" little-endian */
-#define DPOC_ABI_VERSION 1u
+#define DPOC_ABI_VERSION 2u /* 2: kernels take an argument array, not the regions */
 #define DPOC_REGION_ALIGN 64
 
 typedef enum DpocRegion {
@@ -41,13 +41,16 @@ typedef enum DpocRegion {
     DPOC_R_COUNT
 } DpocRegion;
 
-typedef void (*DpocKernelFn)(uint8_t *const *regions, int64_t begin, int64_t end);
+/* A kernel computes the part [begin, end) of its work. p is its argument
+ * array: p[0] the output's address, p[1..] its inputs' (the entry points
+ * build it; the JSON kernel row's "args" lists the places). */
+typedef void (*DpocKernelFn)(uint8_t *const *p, int64_t begin, int64_t end);
 
 typedef struct DpocServices {
     void *ctx;
-    /* Runs fn(regions, b, e) over [0, n) split into sub-ranges; returns when
-     * every call has finished. A serial implementation calls fn(regions, 0, n). */
-    void (*parallel_for)(void *ctx, DpocKernelFn fn, uint8_t *const *regions, int64_t n);
+    /* Runs fn(args, b, e) over [0, n) split into sub-ranges; returns when
+     * every call has finished. A serial implementation calls fn(args, 0, n). */
+    void (*parallel_for)(void *ctx, DpocKernelFn fn, uint8_t *const *args, int64_t n);
 } DpocServices;
 
 /* returns 0 on success */
@@ -64,7 +67,7 @@ typedef struct DpocManifest {
     DpocEntryFn logps;          /* forward only: per-sequence log-probs */
     DpocEntryFn optimizer_step; /* AdamW over all parameters */
     int32_t nkernels;
-    const DpocKernelFn *kernels; /* in the order of json "kernels" */
+    const DpocKernelFn *kernels; /* one per json "kernels" row (a call; rows share functions) */
 } DpocManifest;
 
 #endif

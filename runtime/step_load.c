@@ -4,7 +4,8 @@
  * the magic must say "DPOC", the ABI version must be ours (the message
  * names both versions), the CPU must have the features the code was built
  * for, and the JSON must parse and agree with itself (every tensor inside
- * its region, as many kernels as the manifest's pointer table). Only then
+ * its region, as many kernels as the manifest's pointer table, every
+ * kernel's function index and argument places in range). Only then
  * are the regions allocated: zeroed, DPOC_REGION_ALIGN aligned, sizes
  * rounded up to the alignment (at least one alignment unit, so a region of
  * size 0 still has a valid base).
@@ -152,7 +153,34 @@ static int parse_tensors(DpocStep *s, char *err, size_t errlen) {
     return 0;
 }
 
+/* "fn" within "functions", "args" a list of [region, offset] inside the regions */
+static int parse_kernel_args(DpocStep *s, const cJSON *it, DpocKernelInfo *k) {
+    int64_t fn;
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(it, "args");
+    if (json_i64(it, "fn", &fn) || fn >= s->nfunctions || !cJSON_IsArray(args)) return -1;
+    k->fn = (int)fn;
+    int n = cJSON_GetArraySize(args);
+    if (n < 1) return -1;
+    k->arg_region = calloc((size_t)n, sizeof *k->arg_region);
+    k->arg_offset = calloc((size_t)n, sizeof *k->arg_offset);
+    if (!k->arg_region || !k->arg_offset) return -1;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, args) {
+        const cJSON *r = cJSON_GetArrayItem(a, 0), *o = cJSON_GetArrayItem(a, 1);
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 2 || !cJSON_IsNumber(r) || !cJSON_IsNumber(o) ||
+            r->valuedouble < 0 || r->valuedouble >= DPOC_R_COUNT || r->valuedouble != (int)r->valuedouble ||
+            o->valuedouble < 0 || o->valuedouble > (double)s->region_size[(int)r->valuedouble])
+            return -1;
+        k->arg_region[k->nargs] = (DpocRegion)(int)r->valuedouble;
+        k->arg_offset[k->nargs++] = (int64_t)o->valuedouble;
+    }
+    return 0;
+}
+
 static int parse_kernels(DpocStep *s, char *err, size_t errlen) {
+    const cJSON *funcs = cJSON_GetObjectItemCaseSensitive(s->json, "functions");
+    if (!cJSON_IsArray(funcs)) return snprintf(err, errlen, "manifest has no function list"), -1;
+    s->nfunctions = cJSON_GetArraySize(funcs);
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(s->json, "kernels");
     if (!cJSON_IsArray(arr)) return snprintf(err, errlen, "manifest has no kernel list"), -1;
     int n = cJSON_GetArraySize(arr);
@@ -169,8 +197,17 @@ static int parse_kernels(DpocStep *s, char *err, size_t errlen) {
         if (!k->name || !k->entry || !k->op) return snprintf(err, errlen, "out of memory"), -1;
         if (json_i64(it, "work", &k->work) || json_i64(it, "flops", &k->flops) || json_i64(it, "bytes", &k->bytes))
             return snprintf(err, errlen, "manifest kernel '%s' is malformed", k->name), -1;
+        if (parse_kernel_args(s, it, k))
+            return snprintf(err, errlen, "manifest kernel '%s' has a bad function index or argument list", k->name), -1;
     }
     return 0;
+}
+
+int dpoc_step_kernel_args(const DpocStep *s, int k, uint8_t **p, int cap) {
+    if (k < 0 || k >= s->nkernels || s->kernels[k].nargs > cap) return -1;
+    const DpocKernelInfo *ki = &s->kernels[k];
+    for (int i = 0; i < ki->nargs; i++) p[i] = s->regions[ki->arg_region[i]] + ki->arg_offset[i];
+    return ki->nargs;
 }
 
 static int alloc_regions(DpocStep *s, char *err, size_t errlen) {
@@ -250,6 +287,8 @@ void dpoc_step_close(DpocStep *s) {
         free(s->kernels[i].name);
         free(s->kernels[i].entry);
         free(s->kernels[i].op);
+        free(s->kernels[i].arg_region);
+        free(s->kernels[i].arg_offset);
     }
     free(s->kernels);
     for (int r = 0; r < DPOC_R_COUNT; r++) free(s->regions[r]);

@@ -42,9 +42,14 @@ typedef struct DpocTensorInfo {
     int decay;
 } DpocTensorInfo;
 
+/* one kernel call of an entry point (a row of the JSON "kernels") */
 typedef struct DpocKernelInfo {
     char *name, *entry, *op;
     int64_t work, flops, bytes;
+    int fn;                  /* its function: index into JSON "functions" */
+    int nargs;               /* p[i] = regions[arg_region[i]] + arg_offset[i] */
+    DpocRegion *arg_region;
+    int64_t *arg_offset;
 } DpocKernelInfo;
 
 typedef struct DpocStep {
@@ -53,8 +58,9 @@ typedef struct DpocStep {
     struct cJSON *json;            /* the parsed manifest JSON */
     DpocTensorInfo *tensors;
     int ntensors;
-    DpocKernelInfo *kernels;
+    DpocKernelInfo *kernels;       /* one per call; manifest->kernels[i] is call i's function */
     int nkernels;
+    int nfunctions;                /* distinct kernel functions */
     uint8_t *regions[DPOC_R_COUNT];
     int64_t region_size[DPOC_R_COUNT];
     DpocServices serial;           /* parallel_for = one call over [0, n) */
@@ -75,6 +81,12 @@ int dpoc_step_lookup(const DpocStep *s, const char *name, DpocRole role, DpocTen
 /* Pointer to the tensor's first element (and its info in *info when not
  * NULL), or NULL when there is none. */
 void *dpoc_step_find(DpocStep *s, const char *name, DpocRole role, DpocTensorInfo *info);
+
+/* Fills p[0..nargs) with kernel call k's argument addresses in this step's
+ * regions (what its entry point passes it), so that
+ * manifest->kernels[k](p, begin, end) runs that call alone. Returns nargs,
+ * or -1 when k is out of range or cap is smaller than nargs. */
+int dpoc_step_kernel_args(const DpocStep *s, int k, uint8_t **p, int cap);
 
 /* Runs an entry point with svc (NULL: the serial services). Returns the
  * entry's status, or -1 with err set when the step.so has no such entry. */

@@ -104,6 +104,7 @@ typedef struct TcgGraphs {
     int with_optimizer;
     const char *config_json;
     const char *emit_llvm;
+    int no_kernel_dedup;  /* CodegenOptions.no_kernel_dedup */
 } TcgGraphs;
 
 /* Compiles the graphs and opens the step; 0 or -1 (message printed). */
@@ -129,7 +130,10 @@ static inline int tcg_compile_ex(const TcgGraphs *gs, DpocStep *step, char *err,
     }
     char path[400];
     snprintf(path, sizeof path, "%s/step%d.so", tcg_tmpdir(), tcg_seq++);
-    CodegenOptions o = {.with_optimizer = gs->with_optimizer, .config_json = gs->config_json, .emit_llvm_path = gs->emit_llvm};
+    CodegenOptions o = {.with_optimizer = gs->with_optimizer,
+                        .config_json = gs->config_json,
+                        .emit_llvm_path = gs->emit_llvm,
+                        .no_kernel_dedup = gs->no_kernel_dedup};
     if (codegen_build_so(e, ng, &tt, &o, path, err, errlen)) goto out;
     rc = dpoc_step_open(step, path, err, errlen);
     unlink(path);
@@ -141,7 +145,7 @@ out:
 
 static inline int tcg_compile(IrGraph *g, DpocStep *step) {
     char err[1024];
-    TcgGraphs gs = {{g, NULL}, 0, NULL, NULL};
+    TcgGraphs gs = {{g, NULL}, 0, NULL, NULL, 0};
     if (tcg_compile_ex(&gs, step, err, sizeof err)) {
         fprintf(stderr, "compile: %s\n", err);
         tcg_failures++;

@@ -129,7 +129,7 @@ static void test_manifest(void) {
     char ll[400], err[1024];
     snprintf(ll, sizeof ll, "%s/step.ll", tcg_tmpdir());
     const char *config = "{\"model\": {\"layers\": 2, \"name\": \"tiny\"}, \"loss\": \"sigmoid\"}";
-    TcgGraphs gs = {{&p.train, &p.logps}, 1, config, ll};
+    TcgGraphs gs = {{&p.train, &p.logps}, 1, config, ll, 0};
     DpocStep s;
     if (tcg_compile_ex(&gs, &s, err, sizeof err)) {
         CHECK_MSG(0, "compile: %s", err);
@@ -212,7 +212,7 @@ static void test_manifest(void) {
         free(mine);
         ir_free(&back);
     }
-    CHECK(file_contains(ll, "define internal void @train_step_k0_"));
+    CHECK(file_contains(ll, "define internal void @fn0_")); /* kernel functions are internal */
     CHECK(file_contains(ll, "@dpoc_manifest = constant"));
     unlink(ll);
     check_values(&s, "host build");

@@ -59,7 +59,7 @@ static void run(IrDType dt) {
     CHECK_MSG(!g.err[0], "%s", g.err);
     DpocStep s;
     char err[512];
-    TcgGraphs gs = {{&g, NULL}, 1, NULL, NULL};
+    TcgGraphs gs = {{&g, NULL}, 1, NULL, NULL, 0};
     if (tcg_compile_ex(&gs, &s, err, sizeof err)) {
         CHECK_MSG(0, "compile: %s", err);
         ir_free(&g);
