@@ -9,7 +9,10 @@
  * optional NFC normalisation, pre-tokenisation with the exact GPT-2 or Qwen2
  * regex (PCRE2, UTF + UCP), bytes mapped to the byte-level alphabet, BPE
  * merges by rank. Special-token text inside the input is plain text unless
- * TOK_PARSE_SPECIAL is given (see docs/tokenizer.md for the policy).
+ * TOK_PARSE_SPECIAL is given (see docs/tokenizer.md for the policy);
+ * non-special added tokens are always matched, as in Hugging Face.
+ * A loaded Tokenizer may be shared: tok_encode and tok_decode are safe to
+ * call from several threads at once (only tok_set_memo and tok_free are not).
  */
 #ifndef DPOC_TOKENIZER_H
 #define DPOC_TOKENIZER_H
@@ -39,6 +42,10 @@ int32_t tok_vocab_size(const Tokenizer *t);               /* including added tok
 int32_t tok_token_id(const Tokenizer *t, const char *s);  /* exact token string -> id, -1 */
 const char *tok_token_str(const Tokenizer *t, int32_t id); /* id -> token string (byte-level form), NULL */
 int tok_is_special(const Tokenizer *t, int32_t id);
+/* The word memo (a bounded cache of pre-token -> ids, shared by threads) is
+ * on after tok_load; results are identical with it off. For benchmarks and
+ * tests; do not call while other threads encode with t. */
+void tok_set_memo(Tokenizer *t, int on);
 /* A hash of everything that determines encoding (vocab, merges, specials,
  * normaliser, pre-tokeniser), stable across machines: stored in .rec files. */
 uint64_t tok_hash(const Tokenizer *t);

@@ -17,6 +17,9 @@ typedef struct DpocCommand {
 int dpoc_cmd_compile(int argc, char **argv);
 int dpoc_cmd_ir(int argc, char **argv);
 int dpoc_cmd_opt(int argc, char **argv);
+int dpoc_cmd_data(int argc, char **argv);
+int dpoc_cmd_tokenize(int argc, char **argv);
+int dpoc_cmd_detokenize(int argc, char **argv);
 
 typedef enum { OPT_FLAG, OPT_STRING, OPT_LIST } DpocOptKind;
 
