@@ -17,6 +17,8 @@ typedef struct DpocCommand {
 int dpoc_cmd_compile(int argc, char **argv);
 int dpoc_cmd_ir(int argc, char **argv);
 int dpoc_cmd_opt(int argc, char **argv);
+int dpoc_cmd_ckpt(int argc, char **argv);
+int dpoc_cmd_demo_data(int argc, char **argv);
 int dpoc_cmd_data(int argc, char **argv);
 int dpoc_cmd_tokenize(int argc, char **argv);
 int dpoc_cmd_detokenize(int argc, char **argv);

@@ -13,6 +13,8 @@ static const DpocCommand commands[] = {
     {"compile", "compile a model YAML into a step.so", dpoc_cmd_compile},
     {"ir", "print the IR of a model YAML after the pass pipeline", dpoc_cmd_ir},
     {"opt", "run passes over an IR text file and print the result", dpoc_cmd_opt},
+    {"ckpt", "show and verify checkpoints", dpoc_cmd_ckpt},
+    {"demo-data", "write the demo's synthetic preference data (JSONL)", dpoc_cmd_demo_data},
     {"data", "prepare preference data (JSONL -> .rec), show and count .rec files", dpoc_cmd_data},
     {"tokenize", "UTF-8 text on stdin -> JSON array of token ids", dpoc_cmd_tokenize},
     {"detokenize", "JSON array of token ids on stdin -> text", dpoc_cmd_detokenize},
