@@ -41,6 +41,7 @@ enum {
 typedef struct TrainOptions {
     const char *step_path, *data_path;
     const char *eval_path, *metrics_path, *save_dir, *resume_path, *init_path, *out_path;
+    const char *init_hf_path; /* Hugging Face model directory (safetensors + config.json) */
     uint64_t steps;    /* total optimizer steps; 0: from epochs */
     double epochs;     /* used when steps is 0; 0 means 1 */
     uint64_t seed;

@@ -131,14 +131,6 @@ static void config_from_options(TrainConfig *c, const TrainOptions *o) {
     c->seed = o->seed;
 }
 
-static int load_init(Trainer *t, const char *path, char *err, size_t errlen) {
-    Ckpt *c = ckpt_open(path, err, errlen);
-    if (!c) return -1;
-    int rc = train_load_role(&t->step, c, DPOC_ROLE_PARAM, "", err, errlen);
-    ckpt_close(c);
-    return rc;
-}
-
 static const char *ref_mode_name(TrainRefMode m) {
     return m == TRAIN_REF_PRECOMPUTED ? "precomputed" : m == TRAIN_REF_ONLINE ? "online" : "none";
 }
@@ -172,8 +164,8 @@ static int setup(Run *r, const TrainOptions *o, FILE *log, char *err, size_t err
         if (!(r->resume = ckpt_open(o->resume_path, err, errlen))) return -1;
         if (trainer_resume(t, r->resume, &r->start, &epoch, &pos, err, errlen)) return -1;
     } else {
-        if (o->init_path) {
-            if (load_init(t, o->init_path, err, errlen)) return -1;
+        if (o->init_path || o->init_hf_path) {
+            if (train_load_init(s, o->init_path, o->init_hf_path, err, errlen)) return -1;
         } else {
             train_init_params(s, t->cfg.seed, t->pool);
         }

@@ -8,6 +8,9 @@
  */
 #include "train_params.h"
 
+#include "hf_map.h"
+#include "safetensors.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,4 +115,21 @@ int train_load_role(DpocStep *s, Ckpt *c, DpocRole role, const char *prefix, cha
         if (ckpt_read_tensor(c, k, dst, (size_t)t->nbytes, err, errlen)) return -1;
     }
     return 0;
+}
+
+int train_load_init(DpocStep *s, const char *ckpt_path, const char *hf_path, char *err, size_t errlen) {
+    if (hf_path) {
+        HfArch arch;
+        if (hf_arch_from_config(hf_path, &arch, err, errlen)) return -1;
+        StSet *st = st_open(hf_path, err, errlen);
+        if (!st) return -1;
+        int rc = hf_import(s, st, arch, err, errlen);
+        st_close(st);
+        return rc;
+    }
+    Ckpt *c = ckpt_open(ckpt_path, err, errlen);
+    if (!c) return -1;
+    int rc = train_load_role(s, c, DPOC_ROLE_PARAM, "", err, errlen);
+    ckpt_close(c);
+    return rc;
 }

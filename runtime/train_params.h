@@ -36,5 +36,9 @@ int train_copy_ref(DpocStep *s, char *err, size_t errlen);
 /* Loads every tensor of `role` (PARAM, REF_PARAM, ADAM_M or ADAM_V) from c,
  * under its name with `prefix` prepended. */
 int train_load_role(DpocStep *s, Ckpt *c, DpocRole role, const char *prefix, char *err, size_t errlen);
+/* Loads the starting parameters: from a Hugging Face directory (hf_path:
+ * its config.json names the architecture) or a dpoc checkpoint (ckpt_path);
+ * one of them non-NULL. 0, or -1 with a message naming the file. */
+int train_load_init(DpocStep *s, const char *ckpt_path, const char *hf_path, char *err, size_t errlen);
 
 #endif

@@ -37,12 +37,8 @@ int train_ref_logps(const TrainOptions *o, FILE *log, char *err, size_t errlen) 
         snprintf(err, errlen, "%s has no logps entry", o->step_path);
         goto out;
     }
-    if (o->init_path) {
-        Ckpt *c = ckpt_open(o->init_path, err, errlen);
-        if (!c) goto out;
-        int bad = train_load_role(s, c, DPOC_ROLE_PARAM, "", err, errlen);
-        ckpt_close(c);
-        if (bad) goto out;
+    if (o->init_path || o->init_hf_path) {
+        if (train_load_init(s, o->init_path, o->init_hf_path, err, errlen)) goto out;
     } else {
         train_init_params(s, o->seed, t->pool);
     }

@@ -132,9 +132,16 @@ static int cmd_verify(const char *cmd, const char *synopsis, int argc, char **ar
     return bad ? 1 : 0;
 }
 
+int dpoc_ckpt_cmd_import(const char *cmd, const char *synopsis, int argc, char **argv);    /* dpoc_ckpt_hf.c */
+int dpoc_ckpt_cmd_export_hf(const char *cmd, const char *synopsis, int argc, char **argv); /* dpoc_ckpt_hf.c */
+
 static const CkptCommand commands[] = {
     {"info", "CKPT|DIR", "print the training state and the tensor table", cmd_info},
     {"verify", "CKPT|DIR", "read every tensor, checking sizes and checksums", cmd_verify},
+    {"import", "--hf DIR --step STEP.so -o CKPT_DIR [--arch A]", "Hugging Face safetensors -> a step-0 checkpoint",
+     dpoc_ckpt_cmd_import},
+    {"export-hf", "CKPT|DIR OUT_DIR --step STEP.so [--dtype f32|bf16|f16] [--max-shard-size 2GB] [--tokenizer DIR]",
+     "write Hugging Face safetensors + config.json", dpoc_ckpt_cmd_export_hf},
 };
 
 static void usage(FILE *f) {

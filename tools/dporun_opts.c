@@ -131,6 +131,7 @@ H(save_every) { return c->given_save_every = 1, parse_u64(c, v, 1, &c->o->save_e
 H(keep_last) { return c->given_keep_last = 1, parse_int(c, v, 0, 1000000, &c->o->keep_last); }
 H(resume) { return c->o->resume_path = v, 0; }
 H(init) { return c->o->init_path = v, 0; }
+H(init_hf) { return c->o->init_hf_path = v, 0; }
 H(optimizer) {
     c->o->set |= TRAIN_SET_OPTIMIZER;
     if (!strcmp(v, "adamw")) return c->o->optimizer = TRAIN_ADAMW, 0;
@@ -200,6 +201,7 @@ static const Opt opts[] = {
     {"keep-last", 1, "K", "keep the K newest checkpoints (0: all; default 0)", h_keep_last},
     {"resume", 1, "DIR|FILE", "continue a run from its checkpoint (DIR: the latest)", h_resume},
     {"init", 1, "CKPT", "start from the parameters of a checkpoint", h_init},
+    {"init-hf", 1, "DIR", "start from a Hugging Face model (safetensors + config.json)", h_init_hf},
     {"optimizer", 1, "NAME", "adamw (default, the step's optimizer_step) or sgd", h_optimizer},
     {"lr", 1, "X", "peak learning rate (default 5e-5)", h_lr},
     {"weight-decay", 1, "X", "weight decay of matrices (default 0)", h_weight_decay},
@@ -313,13 +315,15 @@ int dporun_parse(int argc, char **argv, TrainOptions *o, DporunMode *mode, FILE 
         return -1;
     if (*mode == DPORUN_REF_LOGPS) {
         return need(&c, o->out_path != NULL, "--ref-logps needs -o OUT.rec") ||
-                       need(&c, !o->resume_path, "--ref-logps takes --init CKPT or --seed, not --resume")
+                       need(&c, !o->resume_path, "--ref-logps takes --init CKPT, --init-hf DIR or --seed, not --resume")
                    ? -1
                    : 0;
     }
     if (need(&c, !o->out_path, "-o is the output of --ref-logps; training writes --metrics and --save") ||
         need(&c, !(c.given_steps && c.given_epochs), "--steps and --epochs are exclusive: give one") ||
         need(&c, !(o->resume_path && o->init_path), "--resume and --init are exclusive: --resume continues a run, --init starts one") ||
+        need(&c, !(o->resume_path && o->init_hf_path), "--resume and --init-hf are exclusive: --resume continues a run, --init-hf starts one") ||
+        need(&c, !(o->init_path && o->init_hf_path), "--init and --init-hf are exclusive: give one starting point") ||
         need(&c, !c.given_save_every || o->save_dir, "--save-every needs --save DIR") ||
         need(&c, !c.given_keep_last || o->save_dir, "--keep-last needs --save DIR") ||
         need(&c, !c.given_eval_every || o->eval_path, "--eval-every needs --eval-data REC") ||
