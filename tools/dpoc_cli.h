@@ -22,6 +22,9 @@ int dpoc_cmd_demo_data(int argc, char **argv);
 int dpoc_cmd_data(int argc, char **argv);
 int dpoc_cmd_tokenize(int argc, char **argv);
 int dpoc_cmd_detokenize(int argc, char **argv);
+int dpoc_cmd_list_models(int argc, char **argv);
+int dpoc_cmd_copy_model(int argc, char **argv);
+int dpoc_cmd_import_config(int argc, char **argv);
 
 typedef enum { OPT_FLAG, OPT_STRING, OPT_LIST } DpocOptKind;
 

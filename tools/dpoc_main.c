@@ -18,6 +18,9 @@ static const DpocCommand commands[] = {
     {"data", "prepare preference data (JSONL -> .rec), show and count .rec files", dpoc_cmd_data},
     {"tokenize", "UTF-8 text on stdin -> JSON array of token ids", dpoc_cmd_tokenize},
     {"detokenize", "JSON array of token ids on stdin -> text", dpoc_cmd_detokenize},
+    {"list-models", "list the built-in model YAMLs (name, family, parameters)", dpoc_cmd_list_models},
+    {"copy-model", "write a built-in model YAML (and its loss file) into a directory", dpoc_cmd_copy_model},
+    {"import-config", "Hugging Face config.json -> model YAML on stdout", dpoc_cmd_import_config},
 };
 
 static void usage(FILE *f) {
