@@ -24,13 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "file_read.h"
 #include "tok_load.h"
 
 #define GET(o, k) cJSON_GetObjectItemCaseSensitive(o, k)
 
 static int load_merges_txt(Tokenizer *t, const char *path, char *err, size_t errlen) {
     size_t len;
-    char *text = tok_read_file(path, &len);
+    char *text = file_read_all(path, &len);
     if (!text) {
         snprintf(err, errlen, "%s: cannot read (%s)", path, strerror(errno));
         return -1;

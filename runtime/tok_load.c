@@ -13,37 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "file_read.h"
 #include "tok_load.h"
-
-char *tok_read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *p = realloc(buf, cap * 2 + 1);
-        if (!p) {
-            free(buf);
-            buf = NULL;
-            errno = ENOMEM;
-            break;
-        }
-        buf = p;
-        cap *= 2;
-    }
-    if (buf && ferror(f)) {
-        free(buf);
-        buf = NULL;
-        errno = EIO;
-    }
-    fclose(f);
-    if (!buf) return NULL;
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
 
 int tok_file_exists(const char *path) {
     struct stat st;
@@ -52,7 +23,7 @@ int tok_file_exists(const char *path) {
 
 cJSON *tok_parse_json_file(const char *path, char *err, size_t errlen) {
     size_t len;
-    char *text = tok_read_file(path, &len);
+    char *text = file_read_all(path, &len);
     if (!text) {
         snprintf(err, errlen, "%s: cannot read (%s)", path, strerror(errno));
         return NULL;

@@ -12,8 +12,6 @@
 
 #include "tok_internal.h"
 
-/* Whole file, NUL-terminated (not counted in *len). NULL with errno set. */
-char *tok_read_file(const char *path, size_t *len);
 int tok_file_exists(const char *path);
 /* Parses path as JSON. NULL on error (message in err). */
 cJSON *tok_parse_json_file(const char *path, char *err, size_t errlen);

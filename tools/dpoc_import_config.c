@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "dpoc_cli.h"
+#include "runtime/file_read.h"
 #include "dpoc_models.h"
 
 typedef enum { FAM_QWEN2, FAM_LLAMA, FAM_INTERNLM2 } Family;
@@ -281,29 +282,9 @@ static int parse_count(const char *opt, const char *s, long long *out) {
 }
 
 static char *read_all(const char *path, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 65536, n = 0;
-    char *p = malloc(cap);
-    while (p) {
-        n += fread(p + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *q = realloc(p, cap *= 2);
-        if (!q) free(p);
-        p = q;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!p || bad) {
-        free(p);
-        snprintf(err, errlen, "cannot read '%s'", path);
-        return NULL;
-    }
-    *len = n;
-    return p;
+    char *text = file_read_all(path, len);
+    if (!text) snprintf(err, errlen, "cannot read '%s': %s", path, strerror(errno));
+    return text;
 }
 
 static void emit_yaml(Buf *b, const char *file, const HfCfg *c, const char *name, const DpocEmbeddedFile *loss, const char *ref,

@@ -12,35 +12,8 @@
 
 #include "dpoc_cli.h"
 #include "passes/passes.h"
+#include "runtime/file_read.h"
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        char *p = realloc(buf, cap * 2 + 1);
-        if (!p) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = p;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    if (f != stdin) fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
 
 static int print_schedule(const IrGraph *g) {
     TensorTable tt = {0};
@@ -94,7 +67,7 @@ int dpoc_cmd_opt(int argc, char **argv) {
             return 2;
         }
     size_t len = 0;
-    char *text = read_all(pos[0], &len);
+    char *text = file_read_all(pos[0], &len);
     if (!text) {
         fprintf(stderr, "dpoc opt: cannot read '%s'\n", pos[0]);
         return 1;

@@ -20,30 +20,9 @@
 #include <string.h>
 
 #include "dpoc_cli.h"
+#include "runtime/file_read.h"
 #include "runtime/tokenizer.h"
 
-static char *read_stdin(size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, stdin);
-        if (n < cap) break;
-        char *p = realloc(buf, cap * 2 + 1);
-        if (!p) {
-            free(buf);
-            return NULL;
-        }
-        buf = p;
-        cap *= 2;
-    }
-    if (!buf || ferror(stdin)) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
 
 /* Offset of the first byte that is not UTF-8, or len. */
 static size_t utf8_bad_offset(const unsigned char *p, size_t len) {
@@ -102,7 +81,7 @@ int dpoc_cmd_tokenize(int argc, char **argv) {
     Tokenizer *t = open_tokenizer("tokenize", argc, argv, &special, &status);
     if (!t) return status;
     size_t len = 0;
-    char *text = read_stdin(&len);
+    char *text = file_read_stream(stdin, &len);
     if (!text) {
         fprintf(stderr, "dpoc tokenize: cannot read stdin: %s\n", strerror(errno));
         tok_free(t);
@@ -173,7 +152,7 @@ int dpoc_cmd_detokenize(int argc, char **argv) {
     Tokenizer *t = open_tokenizer("detokenize", argc, argv, NULL, &status);
     if (!t) return status;
     size_t len = 0, n = 0, olen = 0;
-    char *text = read_stdin(&len), *out = NULL, err[512];
+    char *text = file_read_stream(stdin, &len), *out = NULL, err[512];
     int32_t *ids = NULL;
     status = 1;
     if (!text) {
