@@ -12,7 +12,7 @@ build=${DPOC_BUILD:-$root/build}
 
 pkgs=(build-essential cmake pkg-config llvm-19-dev libyaml-dev libcjson-dev libzstd-dev
       libopenmpi-dev openmpi-bin python3-torch python3-numpy clang-19 libclang-rt-19-dev
-      libpcre2-dev libutf8proc-dev python3-regex python3-jinja2)
+      libpcre2-dev libutf8proc-dev python3-regex python3-jinja2 libopenblas-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,298 @@
+/* step_bench.c — time a compiled step.so's train_step on random data.
+ *
+ * usage: step_bench STEP.so [--threads N] [--steps N] [--warmup N] [--grain X]
+ *                   [--peak-gflops X | --ghz X --lanes N --fma-units N]
+ *
+ * The step is opened with the runtime's loader (runtime/step_load.h) and run
+ * through the runtime's persistent thread pool (runtime/threadpool.h) with
+ * the same per-kernel cost table dporun installs (FLOPs + bytes per unit of
+ * work, grain 262144 = dporun's default). Parameters get a fixed xorshift
+ * fill (matrices U(-sqrt(3/in), sqrt(3/in)), norm weights 1, other vectors
+ * small); tokens and targets are uniform over the vocabulary, the loss mask
+ * covers the second half of every row; ref_logps, when the step takes it,
+ * is the policy's own log-probs (logps entry) minus 1. After --warmup
+ * untimed steps, --steps train_step calls are timed one by one
+ * (CLOCK_MONOTONIC) and the median is reported, with tokens/s (every
+ * position of the tokens input, 2 * pairs * seq_len, per step), GFLOP/s
+ * from the sum of the manifest's kernel "flops" of train_step, MFU against
+ * a peak, and the process's peak RSS (getrusage ru_maxrss).
+ *
+ * The peak is --peak-gflops when given, else threads x GHz x lanes x 2 x
+ * FMA units: GHz from --ghz or /proc/cpuinfo's "cpu MHz" (the nominal
+ * clock: turbo is not counted), lanes the f32 lanes of the widest vector
+ * unit (16 with AVX-512F, 8 with AVX/AVX2, 4 otherwise) unless --lanes, 2
+ * flops per FMA, --fma-units FMA pipes per core (default 2, as on Zen and
+ * Skylake-class cores).
+ *
+ * With DPOC_DEBUG=2 every train_step kernel call is also run alone, in
+ * schedule order, through the same pool (dpoc_step_kernel_args builds its
+ * argument array), timed separately, best of --steps passes; the 15 calls
+ * that take longest are printed with time, share, GFLOP/s and GB/s (from the
+ * manifest's "flops" and "bytes"). The entry's copy steps are not run there.
+ *
+ * The last line is `RESULT key=value ...` for bench/run.sh.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "runtime/step_load.h"
+#include "runtime/threadpool.h"
+
+#define BENCH_GRAIN 262144.0 /* dporun's default kernel grain (runtime/train_internal.h) */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) / 9007199254740992.0; }
+
+static void store(const DpocTensorInfo *t, void *p, int64_t i, double v) {
+    if (t->dtype == DPOC_DT_F32) ((float *)p)[i] = (float)v;
+    else if (t->dtype == DPOC_DT_F64) ((double *)p)[i] = v;
+    else ((int32_t *)p)[i] = (int32_t)v;
+}
+
+static double load(const DpocTensorInfo *t, const void *p, int64_t i) {
+    if (t->dtype == DPOC_DT_F32) return ((const float *)p)[i];
+    if (t->dtype == DPOC_DT_F64) return ((const double *)p)[i];
+    return ((const int32_t *)p)[i];
+}
+
+static void fill_params(DpocStep *s) {
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < s->ntensors; i++) {
+        DpocTensorInfo *t = &s->tensors[i];
+        if (t->role != DPOC_ROLE_PARAM && t->role != DPOC_ROLE_REF_PARAM) continue;
+        void *p = s->regions[t->region] + t->offset;
+        double a = t->ndim >= 2 ? sqrt(3.0 / (double)t->shape[t->ndim - 1]) : 0.02;
+        int norm = t->ndim == 1 && strstr(t->name, "norm") != NULL;
+        for (int64_t e = 0; e < t->numel; e++) store(t, p, e, norm ? 1.0 : a * (2.0 * rng_unit(&r) - 1.0));
+    }
+}
+
+/* tokens/targets/loss_mask; returns the number of token positions, or -1 */
+static int64_t fill_inputs(DpocStep *s, int64_t *vocab) {
+    DpocTensorInfo ti, tt, tm, te;
+    int32_t *tok = dpoc_step_find(s, "tokens", DPOC_ROLE_INPUT, &ti);
+    int32_t *tgt = dpoc_step_find(s, "targets", DPOC_ROLE_INPUT, &tt);
+    void *mask = dpoc_step_find(s, "loss_mask", DPOC_ROLE_INPUT, &tm);
+    if (!tok || !tgt || !mask || ti.ndim != 2 || ti.dtype != DPOC_DT_I32 || tt.dtype != DPOC_DT_I32 ||
+        dpoc_step_lookup(s, "model.embed_tokens.weight", DPOC_ROLE_PARAM, &te))
+        return -1;
+    int64_t V = te.shape[0], T = ti.shape[1];
+    uint64_t r = 12345;
+    for (int64_t i = 0; i < ti.numel; i++) {
+        tok[i] = (int32_t)(rng_next(&r) % (uint64_t)V);
+        tgt[i] = (int32_t)(rng_next(&r) % (uint64_t)V);
+        int64_t t = i % T;
+        store(&tm, mask, i, t >= T / 2 && t + 1 < T ? 1.0 : 0.0);
+    }
+    *vocab = V;
+    return ti.numel;
+}
+
+static int fill_ref(DpocStep *s, const DpocServices *svc, char *err, size_t errlen) {
+    DpocTensorInfo ri, li;
+    void *ref = dpoc_step_find(s, "ref_logps", DPOC_ROLE_INPUT, &ri);
+    if (!ref) return 0;
+    void *lp = dpoc_step_find(s, "logps", DPOC_ROLE_OUTPUT, &li);
+    if (!s->manifest->logps || !lp || li.numel != ri.numel) return 0; /* leave zeros */
+    if (dpoc_step_logps(s, svc, err, errlen)) return -1;
+    for (int64_t i = 0; i < ri.numel; i++) store(&ri, ref, i, load(&li, lp, i) - 1.0);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double cpu_ghz(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    double mhz = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "cpu MHz", 7)) {
+            const char *c = strchr(line, ':');
+            if (c) mhz = atof(c + 1);
+            break;
+        }
+    if (f) fclose(f);
+    return mhz > 0 ? mhz / 1000.0 : 0;
+}
+
+static int cpu_lanes(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return 16;
+    if (__builtin_cpu_supports("avx")) return 8;
+#endif
+    return 4;
+}
+
+typedef struct KTime {
+    int k;
+    double t;
+} KTime;
+
+static int cmp_ktime(const void *a, const void *b) {
+    double x = ((const KTime *)a)->t, y = ((const KTime *)b)->t;
+    return x > y ? -1 : x < y;
+}
+
+/* DPOC_DEBUG=2: each train_step kernel call alone, best of passes */
+static int kernel_profile(DpocStep *s, const DpocServices *svc, int passes, FILE *out) {
+    KTime *kt = calloc((size_t)(s->nkernels ? s->nkernels : 1), sizeof *kt);
+    uint8_t **args = NULL;
+    int cap = 0, n = 0;
+    for (int k = 0; k < s->nkernels; k++)
+        if (s->kernels[k].nargs > cap) cap = s->kernels[k].nargs;
+    args = malloc((size_t)(cap ? cap : 1) * sizeof *args);
+    if (!kt || !args) return free(kt), free(args), -1;
+    for (int k = 0; k < s->nkernels; k++)
+        if (!strcmp(s->kernels[k].entry, "train_step")) kt[n++] = (KTime){k, INFINITY};
+    for (int pass = 0; pass < passes; pass++)
+        for (int i = 0; i < n; i++) {
+            int k = kt[i].k;
+            if (dpoc_step_kernel_args(s, k, args, cap) < 0) continue;
+            double t0 = now_s();
+            svc->parallel_for(svc->ctx, s->manifest->kernels[k], args, s->kernels[k].work);
+            double dt = now_s() - t0;
+            if (dt < kt[i].t) kt[i].t = dt;
+        }
+    double total = 0;
+    for (int i = 0; i < n; i++) total += kt[i].t;
+    qsort(kt, (size_t)n, sizeof *kt, cmp_ktime);
+    fprintf(out, "per-kernel (train_step, %d calls, each alone, best of %d): sum %.3f ms\n", n, passes,
+            total * 1e3);
+    fprintf(out, "  %-40s %-16s %10s %6s %9s %9s\n", "kernel", "op", "ms", "%", "GFLOP/s", "GB/s");
+    for (int i = 0; i < n && i < 15; i++) {
+        const DpocKernelInfo *ki = &s->kernels[kt[i].k];
+        fprintf(out, "  %-40s %-16s %10.3f %6.1f %9.2f %9.2f\n", ki->name, ki->op, kt[i].t * 1e3,
+                100.0 * kt[i].t / total, (double)ki->flops / kt[i].t * 1e-9, (double)ki->bytes / kt[i].t * 1e-9);
+    }
+    free(kt);
+    free(args);
+    return 0;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: step_bench STEP.so [--threads N] [--steps N] [--warmup N] [--grain X]\n"
+                    "                  [--peak-gflops X | --ghz X --lanes N --fma-units N]\n");
+}
+
+int main(int argc, char **argv) {
+    const char *so = NULL;
+    int threads = 1, steps = 5, warmup = 1, lanes = 0, fma_units = 2;
+    double grain = BENCH_GRAIN, peak = 0, ghz = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int more = i + 1 < argc;
+        if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--steps") && more) steps = atoi(argv[++i]);
+        else if (!strcmp(a, "--warmup") && more) warmup = atoi(argv[++i]);
+        else if (!strcmp(a, "--grain") && more) grain = atof(argv[++i]);
+        else if (!strcmp(a, "--peak-gflops") && more) peak = atof(argv[++i]);
+        else if (!strcmp(a, "--ghz") && more) ghz = atof(argv[++i]);
+        else if (!strcmp(a, "--lanes") && more) lanes = atoi(argv[++i]);
+        else if (!strcmp(a, "--fma-units") && more) fma_units = atoi(argv[++i]);
+        else if (a[0] != '-' && !so) so = a;
+        else return usage(), 2;
+    }
+    if (!so || threads < 1 || steps < 1 || warmup < 0) return usage(), 2;
+
+    char err[1024];
+    DpocStep s;
+    if (dpoc_step_open(&s, so, err, sizeof err)) {
+        fprintf(stderr, "step_bench: %s\n", err);
+        return 1;
+    }
+    int rc = 1;
+    ThreadPool *pool = tpool_create(threads, err, sizeof err);
+    double *times = calloc((size_t)steps, sizeof *times);
+    double *costs = calloc((size_t)(s.nkernels ? s.nkernels : 1), sizeof *costs);
+    if (!pool || !times || !costs) {
+        fprintf(stderr, "step_bench: %s\n", pool ? "out of memory" : err);
+        goto out;
+    }
+    for (int k = 0; k < s.nkernels; k++) {
+        const DpocKernelInfo *ki = &s.kernels[k];
+        costs[k] = ((double)ki->flops + (double)ki->bytes) / (double)(ki->work > 0 ? ki->work : 1);
+    }
+    if (tpool_set_costs(pool, s.manifest->kernels, costs, s.nkernels, grain)) {
+        fprintf(stderr, "step_bench: out of memory\n");
+        goto out;
+    }
+    DpocServices svc = tpool_services(pool);
+    fill_params(&s);
+    int64_t vocab = 0, tokens = fill_inputs(&s, &vocab);
+    if (tokens < 0) {
+        fprintf(stderr, "step_bench: %s lacks i32 tokens/targets [2B,T], loss_mask or model.embed_tokens.weight\n",
+                so);
+        goto out;
+    }
+    if (fill_ref(&s, &svc, err, sizeof err)) {
+        fprintf(stderr, "step_bench: %s\n", err);
+        goto out;
+    }
+    double flops = 0;
+    int ncalls = 0;
+    for (int k = 0; k < s.nkernels; k++)
+        if (!strcmp(s.kernels[k].entry, "train_step")) flops += (double)s.kernels[k].flops, ncalls++;
+    for (int i = 0; i < warmup + steps; i++) {
+        double t0 = now_s();
+        if (dpoc_step_train(&s, &svc, err, sizeof err)) {
+            fprintf(stderr, "step_bench: %s\n", err);
+            goto out;
+        }
+        if (i >= warmup) times[i - warmup] = now_s() - t0;
+    }
+    qsort(times, (size_t)steps, sizeof *times, cmp_double);
+    double med = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+    if (peak <= 0) {
+        if (ghz <= 0) ghz = cpu_ghz();
+        if (lanes <= 0) lanes = cpu_lanes();
+        peak = threads * ghz * lanes * 2.0 * fma_units;
+    }
+    double gflops = flops / med * 1e-9;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mib = (double)ru.ru_maxrss / 1024.0;
+    double arena = 0;
+    for (int r = 0; r < DPOC_R_COUNT; r++) arena += (double)s.region_size[r];
+    printf("step %s: %d threads, %lld tokens/step (vocab %lld), %d train_step kernel calls, %.3f GFLOP/step\n", so,
+           threads, (long long)tokens, (long long)vocab, ncalls, flops * 1e-9);
+    printf("  median %.4f s/step (min %.4f, max %.4f, %d steps after %d warm-up)\n", med, times[0], times[steps - 1],
+           steps, warmup);
+    printf("  %.1f tokens/s, %.2f GFLOP/s, MFU %.1f%% of %.1f GFLOP/s peak\n", (double)tokens / med, gflops,
+           100.0 * gflops / peak, peak);
+    printf("  peak RSS %.1f MiB (regions %.1f MiB)\n", rss_mib, arena / 1048576.0);
+    const char *dbg = getenv("DPOC_DEBUG");
+    if (dbg && atoi(dbg) >= 2 && kernel_profile(&s, &svc, steps, stdout)) {
+        fprintf(stderr, "step_bench: out of memory\n");
+        goto out;
+    }
+    printf("RESULT threads=%d tokens=%lld sec=%.6f tok_s=%.2f gflop=%.4f gflops=%.3f peak=%.1f mfu=%.2f rss_mib=%.1f\n",
+           threads, (long long)tokens, med, (double)tokens / med, flops * 1e-9, gflops, peak, 100.0 * gflops / peak,
+           rss_mib);
+    rc = 0;
+out:
+    free(times);
+    free(costs);
+    tpool_destroy(pool);
+    dpoc_step_close(&s);
+    return rc;
+}
