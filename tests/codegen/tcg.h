@@ -12,7 +12,7 @@
  * a kernel that depends on how its range is split, or that reads another
  * chunk's results, gives different bits than the serial run.
  *
- * CHECK counts failures and carries on; main returns tcg_done().
+ * CHECK counts failures and carries on; main returns check_done().
  */
 #ifndef DPOC_TESTS_TCG_H
 #define DPOC_TESTS_TCG_H
@@ -29,26 +29,7 @@
 #include "ir/ir.h"
 #include "passes/passes.h"
 #include "runtime/step_load.h"
-
-static int tcg_failures;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            tcg_failures++;                                                          \
-        }                                                                            \
-    } while (0)
-
-#define CHECK_MSG(cond, ...)                                                             \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);     \
-            fprintf(stderr, __VA_ARGS__);                                                \
-            fputc('\n', stderr);                                                         \
-            tcg_failures++;                                                              \
-        }                                                                                \
-    } while (0)
+#include "tests/check.h"
 
 static char tcg_dir[256];
 static int tcg_seq;
@@ -78,12 +59,6 @@ static inline const char *tcg_tmpdir(void) {
         atexit(tcg_rmdir);
     }
     return tcg_dir;
-}
-
-static inline int tcg_done(const char *name) {
-    if (tcg_failures) fprintf(stderr, "%s: %d check(s) failed\n", name, tcg_failures);
-    else printf("%s: OK\n", name);
-    return tcg_failures ? 1 : 0;
 }
 
 /* ---- random numbers (fixed seed xorshift) ---- */
@@ -148,7 +123,7 @@ static inline int tcg_compile(IrGraph *g, DpocStep *step) {
     TcgGraphs gs = {{g, NULL}, 0, NULL, NULL, 0};
     if (tcg_compile_ex(&gs, step, err, sizeof err)) {
         fprintf(stderr, "compile: %s\n", err);
-        tcg_failures++;
+        check_failures++;
         return -1;
     }
     return 0;
@@ -166,7 +141,7 @@ static inline int tcg_set(DpocStep *s, const char *name, DpocRole role, const do
     void *p = dpoc_step_find(s, name, role, &ti);
     if (!p) {
         fprintf(stderr, "no %s tensor '%s' in the step\n", dpoc_role_name(role), name);
-        tcg_failures++;
+        check_failures++;
         return -1;
     }
     for (int64_t i = 0; i < ti.numel; i++) {
@@ -182,7 +157,7 @@ static inline int tcg_get(DpocStep *s, const char *name, DpocRole role, double *
     void *p = dpoc_step_find(s, name, role, &ti);
     if (!p || ti.numel != n) {
         fprintf(stderr, "no %s tensor '%s' with %lld elements in the step\n", dpoc_role_name(role), name, (long long)n);
-        tcg_failures++;
+        check_failures++;
         return -1;
     }
     for (int64_t i = 0; i < n; i++) {
@@ -219,7 +194,7 @@ static inline int tcg_run(DpocStep *s, const DpocServices *svc) {
     int rc = dpoc_step_train(s, svc, err, sizeof err);
     if (rc) {
         fprintf(stderr, "run: %s\n", err);
-        tcg_failures++;
+        check_failures++;
     }
     return rc;
 }

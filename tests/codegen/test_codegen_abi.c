@@ -370,5 +370,5 @@ int main(void) {
     test_manifest();
     test_codegen_errors();
     test_loader_errors();
-    return tcg_done("codegen abi");
+    return check_done("codegen abi");
 }

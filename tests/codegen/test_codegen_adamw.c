@@ -158,5 +158,5 @@ static void run(IrDType dt) {
 int main(void) {
     run(DT_F32);
     run(DT_F64);
-    return tcg_done("codegen adamw");
+    return check_done("codegen adamw");
 }

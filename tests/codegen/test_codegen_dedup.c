@@ -416,5 +416,5 @@ int main(void) {
     test_sharing();
     test_alias_per_call();
     test_model_bitwise();
-    return tcg_done("codegen dedup");
+    return check_done("codegen dedup");
 }

@@ -435,5 +435,5 @@ int main(void) {
         if (f & (OPF_LEAF | OPF_NOGRAD)) continue;
         CHECK_MSG(covered[op], "differentiable op %s has no compiled gradient check", ir_op_info[op].name);
     }
-    return tcg_done("codegen gradients");
+    return check_done("codegen gradients");
 }

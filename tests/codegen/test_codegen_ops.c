@@ -140,7 +140,7 @@ static void run_case(Case *c) {
                 if (!ok && bad++ < 12)
                     fprintf(stderr, "%s: %s[%lld] = %.17g, reference %.17g\n", c->label, o->name, (long long)e, got[e],
                             o->ref[e]);
-                if (!ok) tcg_failures++;
+                if (!ok) check_failures++;
             }
         free(got);
     }
@@ -792,5 +792,5 @@ int main(int argc, char **argv) {
     if (!only) /* params are leaves read in place; every other op must have been compiled and checked */
         for (int op = 0; op < OP_COUNT; op++)
             CHECK_MSG(op == OP_PARAM || covered[op], "op %s has no forward test", ir_op_info[op].name);
-    return tcg_done("codegen ops");
+    return check_done("codegen ops");
 }

@@ -320,5 +320,5 @@ int main(void) {
     test_from_text();
     test_constant_loss();
     test_accumulate();
-    return t_failed("test_autodiff");
+    return check_done("test_autodiff");
 }

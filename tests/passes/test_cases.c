@@ -131,5 +131,5 @@ int main(int argc, char **argv) {
     }
     if (d) closedir(d);
     CHECK(n >= 4);
-    return t_failed("test_cases");
+    return check_done("test_cases");
 }

@@ -142,5 +142,5 @@ static void check_model(const char *path) {
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) check_model(argv[i]);
     CHECK(argc > 1);
-    return t_failed("test_model_gradcheck");
+    return check_done("test_model_gradcheck");
 }

@@ -181,5 +181,5 @@ int main(void) {
     test_verify_after_change();
     test_disable_print_time();
     test_dump_dir();
-    return t_failed("test_pipeline");
+    return check_done("test_pipeline");
 }

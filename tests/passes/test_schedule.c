@@ -391,5 +391,5 @@ int main(void) {
     test_param_outputs();
     test_table_layout();
     test_plan_errors();
-    return t_failed("test_schedule");
+    return check_done("test_schedule");
 }

@@ -1,7 +1,7 @@
 /* tpass.h — tiny helpers shared by the pass tests (header-only).
  *
  * CHECK counts failures instead of aborting, so one run reports every broken
- * case; each test's main returns t_failed() so ctest sees the result. The
+ * case; each test's main returns check_done() so ctest sees the result. The
  * random numbers come from a fixed-seed xorshift generator, so every run
  * checks the same values.
  */
@@ -15,32 +15,7 @@
 
 #include "ir/ir.h"
 #include "passes/passes.h"
-
-static int t_failures;
-
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);        \
-            t_failures++;                                                                   \
-        }                                                                                   \
-    } while (0)
-
-#define CHECK_MSG(cond, ...)                                                                \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);        \
-            fprintf(stderr, __VA_ARGS__);                                                   \
-            fputc('\n', stderr);                                                            \
-            t_failures++;                                                                   \
-        }                                                                                   \
-    } while (0)
-
-static inline int t_failed(const char *name) {
-    if (t_failures) fprintf(stderr, "%s: %d check(s) failed\n", name, t_failures);
-    else printf("%s: OK\n", name);
-    return t_failures ? 1 : 0;
-}
+#include "tests/check.h"
 
 typedef struct TRng {
     uint64_t s;
