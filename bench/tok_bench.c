@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/file_read.h"
 #include "runtime/tokenizer.h"
 
 typedef struct {
@@ -25,25 +26,10 @@ typedef struct {
     size_t npara;
 } Corpus;
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0, *len = (size_t)n;
-    return b;
-}
 
 static int build_corpus(const char *path, size_t target, Corpus *c) {
     size_t len;
-    char *src = slurp(path, &len);
+    char *src = file_read_all(path, &len);
     if (!src) return -1;
     /* paragraphs end at a blank line; the blank line stays with the paragraph */
     size_t np = 0, *ps = malloc((len + 2) * sizeof *ps);

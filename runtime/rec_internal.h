@@ -44,6 +44,9 @@ void rec_writer_set_block_target(RecWriter *w, size_t bytes);
  * start, the previous result to continue. rec_crc32c(0, "123456789", 9) is
  * 0xe3069283. */
 uint32_t rec_crc32c(uint32_t crc, const void *data, size_t n);
+/* Grows *buf (of *cap elements of elem bytes) by doubling to hold need
+ * elements; 0, or -1 on overflow or out of memory (buf unchanged). */
+int rec_grow(void **buf, size_t *cap, size_t need, size_t elem);
 
 /* ---- little-endian fields ------------------------------------------------- */
 static inline uint32_t rec_get32(const uint8_t *p) {

@@ -54,17 +54,6 @@ struct RecReader {
     size_t sp_cap[2];
 };
 
-static int grow(void **buf, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 0;
-    size_t n = *cap ? *cap : 16;
-    while (n < need) n *= 2;
-    void *p = realloc(*buf, n * elem);
-    if (!p) return -1;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
 static int rerr(const RecReader *r, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int rerr(const RecReader *r, char *err, size_t errlen, const char *fmt, ...) {
@@ -86,7 +75,7 @@ static int fetch(RecReader *r, uint64_t off, size_t n, uint8_t **buf, size_t *ca
         *out = r->mem + off;
         return 0;
     }
-    if (grow((void **)buf, cap, n ? n : 1, 1)) return rerr(r, err, errlen, "out of memory");
+    if (rec_grow((void **)buf, cap, n ? n : 1, 1)) return rerr(r, err, errlen, "out of memory");
     size_t done = 0;
     while (done < n) {
         ssize_t k = pread(r->fd, *buf + done, n - done, (off_t)(off + done));
@@ -296,7 +285,7 @@ static int walk_block(RecReader *r, uint64_t k, uint64_t *bad_rec, char *msg, si
     size_t pos = 0;
     uint64_t ntok = 0;
     *bad_rec = UINT64_MAX;
-    if (grow((void **)&r->roff, &r->roff_cap, (size_t)b->nrecords + 1, sizeof *r->roff)) {
+    if (rec_grow((void **)&r->roff, &r->roff_cap, (size_t)b->nrecords + 1, sizeof *r->roff)) {
         snprintf(msg, msglen, "out of memory");
         return -1;
     }
@@ -358,7 +347,7 @@ static int record_crc_ok(const RecReader *r, uint32_t j) {
 
 /* Decompresses block k into r->raw. 0, or -1 with a zstd message in msg. */
 static int inflate_block(RecReader *r, const RecBlock *b, const uint8_t *src, char *msg, size_t msglen) {
-    if (grow((void **)&r->raw, &r->rcap, b->rsize, 1)) {
+    if (rec_grow((void **)&r->raw, &r->rcap, b->rsize, 1)) {
         snprintf(msg, msglen, "out of memory");
         return -1;
     }
@@ -446,8 +435,8 @@ int rec_get(RecReader *r, uint64_t i, RecPair *p, char *err, size_t errlen) {
             memcpy(&p->ref_logps[s], &bits, 4);
         }
     for (int s = 0; s < 2; s++)
-        if (grow((void **)&r->seq[s], &r->seq_cap[s], p->len[s] ? p->len[s] : 1, sizeof(int32_t)) ||
-            grow((void **)&r->sp[s], &r->sp_cap[s], p->nspans[s] ? p->nspans[s] : 1, sizeof(RecSpan)))
+        if (rec_grow((void **)&r->seq[s], &r->seq_cap[s], p->len[s] ? p->len[s] : 1, sizeof(int32_t)) ||
+            rec_grow((void **)&r->sp[s], &r->sp_cap[s], p->nspans[s] ? p->nspans[s] : 1, sizeof(RecSpan)))
             return rerr(r, err, errlen, "out of memory");
     for (uint32_t t = 0; t < p->prompt_len; t++, q += 4) r->seq[0][t] = r->seq[1][t] = (int32_t)rec_get32(q);
     for (int s = 0; s < 2; s++)

@@ -12,6 +12,9 @@
  */
 #include "rec_internal.h"
 
+#include <stdint.h>
+#include <stdlib.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -181,5 +184,17 @@ int rec_pair_check(const RecHeader *h, const RecPair *p, char *msg, size_t msgle
                 snprintf(msg, msglen, "%s reference log-prob %g is not finite", seq_name[s], (double)p->ref_logps[s]);
                 return -1;
             }
+    return 0;
+}
+
+int rec_grow(void **buf, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 16;
+    while (n < need) n *= 2;
+    if (n > SIZE_MAX / elem) return -1;
+    void *p = realloc(*buf, n * elem);
+    if (!p) return -1;
+    *buf = p;
+    *cap = n;
     return 0;
 }

@@ -44,17 +44,6 @@ struct RecWriter {
     char failmsg[256];
 };
 
-static int grow(void **buf, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 0;
-    size_t n = *cap ? *cap : 16;
-    while (n < need) n *= 2;
-    void *p = realloc(*buf, n * elem);
-    if (!p) return -1;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
-
 /* Records the first I/O or memory failure; later calls report it. */
 static int fail(RecWriter *w, char *err, size_t errlen, const char *what) {
     if (!w->failed) {
@@ -94,14 +83,14 @@ static int write_at(RecWriter *w, uint64_t off, const void *buf, size_t n, char 
 static int flush_block(RecWriter *w, char *err, size_t errlen) {
     if (!w->blk_nrec) return 0;
     size_t bound = ZSTD_compressBound(w->blk_len);
-    if (grow((void **)&w->cbuf, &w->ccap, bound, 1)) return fail_oom(w, err, errlen);
+    if (rec_grow((void **)&w->cbuf, &w->ccap, bound, 1)) return fail_oom(w, err, errlen);
     size_t cs = ZSTD_compress2(w->cctx, w->cbuf, w->ccap, w->blk, w->blk_len);
     if (ZSTD_isError(cs)) {
         char m[256];
         snprintf(m, sizeof m, "%s: zstd: %s", w->path, ZSTD_getErrorName(cs));
         return fail(w, err, errlen, m);
     }
-    if (grow((void **)&w->idx, &w->idx_cap, w->nidx + 1, sizeof *w->idx)) return fail_oom(w, err, errlen);
+    if (rec_grow((void **)&w->idx, &w->idx_cap, w->nidx + 1, sizeof *w->idx)) return fail_oom(w, err, errlen);
     RecBlock *b = &w->idx[w->nidx];
     b->offset = w->off;
     b->first = w->h.npairs - w->blk_nrec;
@@ -208,7 +197,7 @@ int rec_writer_add(RecWriter *w, const RecPair *p, char *err, size_t errlen) {
     }
     size_t size = rec_record_size(q.prompt_len, q.len, q.nspans, q.has_ref);
     if (w->blk_len && w->blk_len + size > w->target && flush_block(w, err, errlen)) return -1;
-    if (grow((void **)&w->blk, &w->blk_cap, w->blk_len + size, 1)) return fail_oom(w, err, errlen);
+    if (rec_grow((void **)&w->blk, &w->blk_cap, w->blk_len + size, 1)) return fail_oom(w, err, errlen);
     rec_record_encode(&q, w->blk + w->blk_len);
     for (int s = 0; s < 2; s++)
         for (uint32_t t = 0; t < q.len[s]; t++)

@@ -31,27 +31,11 @@
 #include <unistd.h>
 
 #include "ckpt_content.h"
+#include "ckpt_check.h"
 #include "runtime/ckpt_internal.h"
 
 #define KEEP 3
 
-static int passed, failed;
-
-static int check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int check(int ok, const char *fmt, ...) {
-    if (ok) {
-        passed++;
-        return 1;
-    }
-    failed++;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("FAIL: ", stdout);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    return 0;
-}
 
 /* Opens path, and checks it holds exactly what `step` wrote; returns the
  * step found (or UINT64_MAX if it could not be opened). */

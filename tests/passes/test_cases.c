@@ -13,23 +13,9 @@
  */
 #include <dirent.h>
 
+#include "runtime/file_read.h"
 #include "tpass.h"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 /* the value of directive `key` on line `line` (after "# key:"), or NULL */
 static const char *directive(const char *line, const char *key, char *buf, size_t len) {
@@ -62,7 +48,8 @@ static int kernels_of(const IrGraph *g) {
 }
 
 static void run_case(const char *path) {
-    char *text = slurp(path);
+    size_t len;
+    char *text = file_read_all(path, &len);
     CHECK_MSG(text, "cannot read %s", path);
     if (!text) return;
     IrGraph g;
