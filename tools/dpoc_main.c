@@ -13,7 +13,7 @@ static const DpocCommand commands[] = {
     {"compile", "compile a model YAML into a step.so", dpoc_cmd_compile},
     {"ir", "print the IR of a model YAML after the pass pipeline", dpoc_cmd_ir},
     {"opt", "run passes over an IR text file and print the result", dpoc_cmd_opt},
-    {"ckpt", "show and verify checkpoints", dpoc_cmd_ckpt},
+    {"ckpt", "inspect and verify checkpoints; import from and export to Hugging Face", dpoc_cmd_ckpt},
     {"demo-data", "write the demo's synthetic preference data (JSONL)", dpoc_cmd_demo_data},
     {"data", "prepare preference data (JSONL -> .rec), show and count .rec files", dpoc_cmd_data},
     {"tokenize", "UTF-8 text on stdin -> JSON array of token ids", dpoc_cmd_tokenize},
@@ -26,7 +26,7 @@ static const DpocCommand commands[] = {
 static void usage(FILE *f) {
     fprintf(f, "usage: dpoc <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\n'dpoc <command> --help' describes a command's options.\n");
 }
 
