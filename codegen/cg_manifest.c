@@ -143,9 +143,12 @@ static LLVMValueRef const_cstr(Cg *c, const char *s, const char *name) {
 
 void cg_emit_manifest(Cg *c, const char *json, const CgTarget *t, LLVMValueRef train, LLVMValueRef logps,
                       LLVMValueRef optim) {
-    LLVMTypeRef fields[12] = {c->i32, c->i32, c->ptr, c->ptr, c->i32, c->i32, c->ptr, c->ptr, c->ptr, c->ptr, c->i32, c->ptr};
+    /* DpocManifest: magic, version, cpu, features, dp, tp, json, train_step,
+     * logps, optimizer_step, prefill, decode, nkernels, kernels */
+    LLVMTypeRef fields[14] = {c->i32, c->i32, c->ptr, c->ptr, c->i32, c->i32, c->ptr,
+                              c->ptr, c->ptr, c->ptr, c->ptr, c->ptr, c->i32, c->ptr};
     LLVMTypeRef mty = LLVMStructCreateNamed(c->ctx, "DpocManifest");
-    LLVMStructSetBody(mty, fields, 12, 0);
+    LLVMStructSetBody(mty, fields, 14, 0);
 
     LLVMValueRef *fns = malloc(sizeof *fns * (size_t)(c->nkernels ? c->nkernels : 1));
     if (!fns) {
@@ -160,7 +163,7 @@ void cg_emit_manifest(Cg *c, const char *json, const CgTarget *t, LLVMValueRef t
     free(fns);
 
     LLVMValueRef null = LLVMConstPointerNull(c->ptr);
-    LLVMValueRef v[12] = {
+    LLVMValueRef v[14] = {
         LLVMConstInt(c->i32, DPOC_ABI_MAGIC, 0),
         LLVMConstInt(c->i32, DPOC_ABI_VERSION, 0),
         const_cstr(c, t->cpu, "dpoc_target_cpu"),
@@ -171,11 +174,13 @@ void cg_emit_manifest(Cg *c, const char *json, const CgTarget *t, LLVMValueRef t
         train ? train : null,
         logps ? logps : null,
         optim ? optim : null,
+        null, /* prefill */
+        null, /* decode */
         LLVMConstInt(c->i32, (unsigned long long)c->nkernels, 0),
         ktab,
     };
     LLVMValueRef m = LLVMAddGlobal(c->mod, mty, "dpoc_manifest");
-    LLVMSetInitializer(m, LLVMConstNamedStruct(mty, v, 12));
+    LLVMSetInitializer(m, LLVMConstNamedStruct(mty, v, 14));
     LLVMSetGlobalConstant(m, 1);
     LLVMSetLinkage(m, LLVMExternalLinkage);
     LLVMSetVisibility(m, LLVMDefaultVisibility);

@@ -19,6 +19,8 @@
  * threads or links MPI: work is split through svc->parallel_for, which calls
  * a kernel on [begin, end) sub-ranges of its work count and returns when all
  * are done. A kernel's result does not depend on how the range is split.
+ * A step compiled for a dp x tp mesh communicates only through the
+ * services' collectives, which the runtime implements over MPI.
  */
 #ifndef DPOC_ABI_H
 #define DPOC_ABI_H
@@ -26,7 +28,7 @@
 #include <stdint.h>
 
 #define DPOC_ABI_MAGIC 0x434f5044u /* "DPOC" little-endian */
-#define DPOC_ABI_VERSION 2u /* 2: kernels take an argument array, not the regions */
+#define DPOC_ABI_VERSION 3u /* 2: kernels take an argument array; 3: collectives, mesh ranks, decode/prefill */
 #define DPOC_REGION_ALIGN 64
 
 typedef enum DpocRegion {
@@ -46,11 +48,30 @@ typedef enum DpocRegion {
  * build it; the JSON kernel row's "args" lists the places). */
 typedef void (*DpocKernelFn)(uint8_t *const *p, int64_t begin, int64_t end);
 
+/* Mesh axes of a dp x tp layout (collectives name one). */
+typedef enum DpocAxis { DPOC_AXIS_DP = 0, DPOC_AXIS_TP = 1 } DpocAxis;
+
+/* Element types of a collective's buffer. */
+typedef enum DpocCollType { DPOC_COLL_F32 = 0, DPOC_COLL_F64 = 1 } DpocCollType;
+
 typedef struct DpocServices {
     void *ctx;
     /* Runs fn(args, b, e) over [0, n) split into sub-ranges; returns when
      * every call has finished. A serial implementation calls fn(args, 0, n). */
     void (*parallel_for)(void *ctx, DpocKernelFn fn, uint8_t *const *args, int64_t n);
+    /* This process's place in the mesh the step was compiled for
+     * (0 <= rank < size on each axis; 1x1 for a single process). */
+    int32_t dp_rank, dp_size, tp_rank, tp_size;
+    /* Collectives over the ranks of one mesh axis. Every rank of the axis
+     * calls them in the same order with the same n. They return 0, or
+     * non-zero when the communication failed (the entry point then returns
+     * that value at once). They may be NULL only when dp_size == tp_size == 1.
+     *  all_reduce_sum: buf[0..n) := sum over the axis ranks, in place, the
+     *      same bits on every rank (a fixed reduction order).
+     *  all_gather: recv = the axis ranks' `send` blocks of `bytes` bytes
+     *      each, concatenated in rank order (recv holds size * bytes). */
+    int (*all_reduce_sum)(void *ctx, DpocAxis axis, void *buf, int64_t n, DpocCollType type);
+    int (*all_gather)(void *ctx, DpocAxis axis, const void *send, void *recv, int64_t bytes);
 } DpocServices;
 
 /* returns 0 on success */
@@ -66,6 +87,8 @@ typedef struct DpocManifest {
     DpocEntryFn train_step;     /* forward + backward + loss + metrics */
     DpocEntryFn logps;          /* forward only: per-sequence log-probs */
     DpocEntryFn optimizer_step; /* AdamW over all parameters */
+    DpocEntryFn prefill;        /* generation: a chunk of prompt tokens into the KV cache (docs/step-abi.md) */
+    DpocEntryFn decode;         /* generation: one token -> next-token logits, KV cache updated */
     int32_t nkernels;
     const DpocKernelFn *kernels; /* one per json "kernels" row (a call; rows share functions) */
 } DpocManifest;

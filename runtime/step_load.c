@@ -239,6 +239,7 @@ static void serial_for(void *ctx, DpocKernelFn fn, uint8_t *const *regions, int6
 int dpoc_step_open(DpocStep *s, const char *path, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     s->serial.parallel_for = serial_for;
+    s->serial.dp_size = s->serial.tp_size = 1;
     s->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!s->dl) {
         const char *e = dlerror();

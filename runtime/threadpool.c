@@ -248,7 +248,7 @@ static void services_parallel_for(void *ctx, DpocKernelFn fn, uint8_t *const *ar
 }
 
 DpocServices tpool_services(ThreadPool *p) {
-    DpocServices s = {p, services_parallel_for};
+    DpocServices s = {.ctx = p, .parallel_for = services_parallel_for, .dp_size = 1, .tp_size = 1};
     return s;
 }
 

@@ -186,7 +186,8 @@ static void tcg_chunked_for(void *ctx, DpocKernelFn fn, uint8_t *const *regions,
 }
 
 static int tcg_chunk_seed;
-static const DpocServices tcg_chunked = {&tcg_chunk_seed, tcg_chunked_for};
+static const DpocServices tcg_chunked = {
+    .ctx = &tcg_chunk_seed, .parallel_for = tcg_chunked_for, .dp_size = 1, .tp_size = 1};
 
 /* runs the train_step entry; 0 ok */
 static inline int tcg_run(DpocStep *s, const DpocServices *svc) {

@@ -505,7 +505,7 @@ int main(int argc, char **argv) {
     poison(&s, DPOC_R_GRADS);
     poison(&s, DPOC_R_ARENA);
     poison(&s, DPOC_R_OUTPUTS);
-    DpocServices split = {NULL, split_for};
+    DpocServices split = {.parallel_for = split_for, .dp_size = 1, .tp_size = 1};
     if (dpoc_step_train(&s, &split, err, sizeof err)) {
         fprintf(stderr, "step_run: train_step (split): %s\n", err);
         goto out;

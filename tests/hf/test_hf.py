@@ -268,10 +268,15 @@ def hf_forward(cfg, w, tokens):
 
 # ---- helpers around the tools ------------------------------------------------------
 
+_compiled = set()
+
+
 def compile_step(a, yaml, so):
+    """Compiles once per run: a step.so left by an earlier run may come from an older dpoc."""
     os.makedirs(os.path.dirname(so), exist_ok=True)
-    if not os.path.exists(so):
+    if so not in _compiled:
         run([a.dpoc, "compile", yaml, "-o", so, "--expose-logits", "-q"])
+        _compiled.add(so)
 
 
 def tokens_for(cfg, seed):
