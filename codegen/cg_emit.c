@@ -41,6 +41,7 @@ int cg_target_prepare(Cg *c, const CodegenOptions *o, CgTarget *t) {
     t->cpu = o->target_cpu ? strdup(o->target_cpu) : dup_llvm(LLVMGetHostCPUName());
     t->features = o->target_features ? strdup(o->target_features) : dup_llvm(LLVMGetHostCPUFeatures());
     if (!t->triple || !t->cpu || !t->features) return cg_fail(c, "out of memory");
+    c->features = t->features;
     LLVMTargetRef target;
     char *msg = NULL;
     if (LLVMGetTargetFromTriple(t->triple, &target, &msg)) {

@@ -1,0 +1,358 @@
+/* cg_gemm.c — an f32 matmul kernel: blocked loops around packed panels.
+ *
+ * C[b] = op(A[b]) . op(B[b]) with C [M, N], contraction K, op = transpose
+ * or not per operand (ta, tb), batch b over the leading dims (the IR makes
+ * them equal: broadcasting is an explicit op before the matmul). The work
+ * of a call is a list of tiles t = (b, N block, M block), M block fastest;
+ * blocks are balanced (M split into ceil(M / mc_max) blocks of equal size
+ * rounded up to mr, N likewise with nc_max and nr), so a thread's share of
+ * tiles is a share of the flops. For a range [begin, end) of tiles:
+ *
+ *   for each run of tiles with the same (b, N block n0..n0+nc):
+ *     for each K block p0..p0+kc (kc <= KC):
+ *       pack B[p0.., n0..] into Bp                      (cg_gemm_pack.c)
+ *       for each M block m0..m0+mc of the run:
+ *         A: read in place when A is row-major and stored (rows of a full
+ *            micro-panel are mr pointers, stride K) unless K is a multiple
+ *            of 1024 (rows 4 KiB apart share cache sets and evict each
+ *            other); otherwise, or for the last partial micro-panel, packed
+ *            into Ap / Ae (zero rows)
+ *         for each nr-wide panel j of Bp, each mr-high panel i of the block:
+ *           micro-kernel on C[m0+i.., n0+j..], accumulating when p0 > 0
+ *
+ * A micro-tile that sticks out of C (last rows or columns) runs on a small
+ * stack tile Ct instead: C's valid part is copied in (p0 > 0), the
+ * micro-kernel runs with ldc = nr, and the valid part is copied back. Every
+ * output element therefore sees the same fma chain over k = 0..K-1 in every
+ * path, whichever tile, K block or thread computes it: results are bitwise
+ * independent of how the runtime splits the tiles, and K is never split
+ * between threads.
+ *
+ * Scratch is on the stack of the calling thread (allocas in the kernel's
+ * entry block, 64-byte aligned): Bp kc x nc_max (512 KiB on AVX2), Ap
+ * mc_max x kc only when A must be packed, Ar mc_max x (kc + 16) only when
+ * A's rows are copied, Ae mr x kc, Ct mr x nr: at most ~620 KiB. The
+ * runtime's pool threads and dporun's main thread have the default 8 MiB
+ * stack, and a kernel is a leaf (nothing else is on the stack above it), so
+ * this is safe; it needs no arena slot, no per-thread state in
+ * the ABI and nothing from the schedule. The B block is the big one on
+ * purpose: the cost of packing A (when it is packed) is O(1 / nc) per flop,
+ * the cost of packing B O(1 / M).
+ *
+ * Tile shape (cg_gemm_config): vector width from the feature string (+avx512f:
+ * 16 lanes and 32 registers; +avx: 8 lanes, 16 registers; else 4 lanes),
+ * nr = 2 vectors, mr = (registers - 3) / 2 (the accumulators plus two B
+ * vectors and one broadcast): 6 x 16 on AVX2, 14 x 32 on AVX-512.
+ *
+ * DPOC_NO_GEMM=1 in the compiler's environment sends f32 matmuls back to
+ * the plain loop of cg_kernel.c (a debugging and benchmarking switch).
+ */
+#include "cg_gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int has_feature(const char *fs, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = fs; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n + 1 && p[0] == '+' && memcmp(p + 1, name, n) == 0) return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+void cg_gemm_config(const char *features, CgGemmCfg *cfg) {
+    int regs = 16;
+    cfg->vw = 4;
+    if (has_feature(features, "avx512f")) {
+        cfg->vw = 16;
+        regs = 32;
+    } else if (has_feature(features, "avx") || has_feature(features, "avx2")) {
+        cfg->vw = 8;
+    }
+    cfg->fma = has_feature(features, "fma") || has_feature(features, "avx512f");
+    cfg->nr = 2 * cfg->vw;
+    cfg->mr = (regs - 3) / 2;
+    cfg->kc = 256;
+    cfg->mc_max = cfg->mr * 16;
+    cfg->nc_max = (512 * 1024 / 4 / cfg->kc) / cfg->nr * cfg->nr;
+}
+
+int cg_gemm_applies(const IrGraph *g, int32_t root) {
+    const IrNode *n = ir_node(g, root);
+    if (n->op != OP_MATMUL || n->dtype != DT_F32) return 0;
+    const char *off = getenv("DPOC_NO_GEMM");
+    if (off && *off && strcmp(off, "0") != 0) return 0;
+    const IrNode *a = ir_node(g, n->in[0]);
+    int r = n->ndim;
+    int64_t K = n->attr[0] ? a->shape[r - 2] : a->shape[r - 1];
+    return n->shape[r - 2] > 0 && n->shape[r - 1] > 0 && K > 0;
+}
+
+static void balance(int64_t len, int64_t max, int64_t unit, int64_t *size, int64_t *count) {
+    int64_t k = (len + max - 1) / max;
+    int64_t s = (len + k - 1) / k;
+    s = (s + unit - 1) / unit * unit;
+    *size = s;
+    *count = (len + s - 1) / s;
+}
+
+void cg_gemm_dims(const CgGemmCfg *cfg, const IrGraph *g, int32_t root, CgGemmDims *d) {
+    const IrNode *n = ir_node(g, root);
+    const IrNode *a = ir_node(g, n->in[0]);
+    int r = n->ndim;
+    memset(d, 0, sizeof *d);
+    d->ta = (int)n->attr[0];
+    d->tb = (int)n->attr[1];
+    d->M = n->shape[r - 2];
+    d->N = n->shape[r - 1];
+    d->K = d->ta ? a->shape[r - 2] : a->shape[r - 1];
+    d->batch = 1;
+    for (int i = 0; i < r - 2; i++) d->batch *= n->shape[i];
+    balance(d->M, cfg->mc_max, cfg->mr, &d->mc, &d->mb);
+    balance(d->N, cfg->nc_max, cfg->nr, &d->nc, &d->nb);
+}
+
+int64_t cg_gemm_work(const Cg *c, const IrGraph *g, int32_t root) {
+    CgGemmCfg cfg;
+    CgGemmDims d;
+    cg_gemm_config(c->features, &cfg);
+    cg_gemm_dims(&cfg, g, root, &d);
+    return d.batch * d.nb * d.mb;
+}
+
+static LLVMValueRef stack_buf(CgKern *k, int64_t floats, const char *name) {
+    Cg *c = k->c;
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
+    LLVMPositionBuilderAtEnd(c->b, k->entry);
+    LLVMValueRef a = LLVMBuildAlloca(c->b, LLVMArrayType2(c->f32, (uint64_t)floats), name);
+    LLVMSetAlignment(a, 64);
+    LLVMPositionBuilderAtEnd(c->b, here);
+    return a;
+}
+
+/* flat index of A(row, p0), A row-major (ta = 0) */
+static LLVMValueRef a_flat_direct(const CgGemmOps *o, LLVMValueRef row, LLVMValueRef p0) {
+    Cg *c = o->k->c;
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, cg_i64(c, o->d->M * o->d->K), "");
+    LLVMValueRef in = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, cg_i64(c, o->d->K), ""), p0, "");
+    return LLVMBuildNSWAdd(b, base, in, "");
+}
+
+/* A rows [m0, m0 + rows) x [p0, p0 + kc) to dst (row stride ldr), by vectors */
+static void copy_rows(const CgGemmOps *o, LLVMValueRef dst, int64_t ldr, LLVMValueRef A, LLVMValueRef m0,
+                      LLVMValueRef rows, LLVMValueRef p0, LLVMValueRef kc) {
+    CgKern *k = o->k;
+    Cg *c = k->c;
+    LLVMBuilderRef b = c->b;
+    int vw = o->cfg->vw;
+    LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)vw);
+    CgFor i, q;
+    cg_for_begin(c, &i, cg_i64(c, 0), rows, "ri");
+    LLVMValueRef src = cg_gep(c, c->f32, A, a_flat_direct(o, LLVMBuildNSWAdd(b, m0, i.iv, ""), p0));
+    LLVMValueRef drow = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, i.iv, cg_i64(c, ldr), ""));
+    cg_for_begin(c, &q, cg_i64(c, 0), LLVMBuildSDiv(b, kc, cg_i64(c, vw), ""), "rq");
+    LLVMValueRef off = LLVMBuildNSWMul(b, q.iv, cg_i64(c, vw), "");
+    LLVMValueRef x = cg_load(k, vt, cg_gep(c, c->f32, src, off), 0);
+    LLVMValueRef st = LLVMBuildStore(b, x, cg_gep(c, c->f32, drow, off));
+    LLVMSetAlignment(st, 4);
+    cg_for_end(c, &q);
+    CgFor r; /* the last kc % vw columns */
+    cg_for_begin(c, &r, LLVMBuildNSWMul(b, LLVMBuildSDiv(b, kc, cg_i64(c, vw), ""), cg_i64(c, vw), ""), kc, "rr");
+    LLVMBuildStore(b, cg_load(k, c->f32, cg_gep(c, c->f32, src, r.iv), 0), cg_gep(c, c->f32, drow, r.iv));
+    cg_for_end(c, &r);
+    cg_for_end(c, &i);
+}
+
+/* rows x cols floats between C (row stride ldc) and the edge tile (stride nr) */
+static void copy_tile(CgKern *k, LLVMValueRef dst, LLVMValueRef ldd, LLVMValueRef src, LLVMValueRef lds,
+                      LLVMValueRef rows, LLVMValueRef cols, int to_c) {
+    Cg *c = k->c;
+    LLVMBuilderRef b = c->b;
+    CgFor i, j;
+    cg_for_begin(c, &i, cg_i64(c, 0), rows, "ci");
+    LLVMValueRef drow = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, i.iv, ldd, ""));
+    LLVMValueRef srow = cg_gep(c, c->f32, src, LLVMBuildNSWMul(b, i.iv, lds, ""));
+    cg_for_begin(c, &j, cg_i64(c, 0), cols, "cj");
+    LLVMValueRef v;
+    if (to_c) {
+        v = LLVMBuildLoad2(b, c->f32, cg_gep(c, c->f32, srow, j.iv), "");
+        cg_store(k, v, cg_gep(c, c->f32, drow, j.iv));
+    } else {
+        v = cg_load(k, c->f32, cg_gep(c, c->f32, srow, j.iv), 1);
+        LLVMBuildStore(b, v, cg_gep(c, c->f32, drow, j.iv));
+    }
+    cg_for_end(c, &j);
+    cg_for_end(c, &i);
+}
+
+/* if (cond) { then_fn } — returns the block to continue in */
+static LLVMBasicBlockRef if_begin(Cg *c, LLVMValueRef cond, LLVMBasicBlockRef *join) {
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(c->ctx, fn, "then");
+    *join = LLVMAppendBasicBlockInContext(c->ctx, fn, "join");
+    LLVMBuildCondBr(c->b, cond, then, *join);
+    LLVMPositionBuilderAtEnd(c->b, then);
+    return then;
+}
+
+static void if_end(Cg *c, LLVMBasicBlockRef join) {
+    LLVMBuildBr(c->b, join);
+    LLVMPositionBuilderAtEnd(c->b, join);
+}
+
+/* the epilogue over a finished tile: rows m0..m0+mcur, columns n0..n0+ncur */
+static void emit_epilogue(CgKern *k, const CgGemmEpilogue *epi, const CgGemmDims *d, LLVMValueRef cbase,
+                          LLVMValueRef m0, LLVMValueRef mcur, LLVMValueRef n0, LLVMValueRef ncur) {
+    Cg *c = k->c;
+    LLVMBuilderRef b = c->b;
+    CgFor i, j;
+    cg_for_begin(c, &i, cg_i64(c, 0), mcur, "ei");
+    LLVMValueRef row = LLVMBuildNSWAdd(b, cbase, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, m0, i.iv, ""), cg_i64(c, d->N), ""), "");
+    cg_for_begin(c, &j, cg_i64(c, 0), ncur, "ej");
+    LLVMValueRef flat = LLVMBuildNSWAdd(b, row, LLVMBuildNSWAdd(b, n0, j.iv, ""), "");
+    LLVMValueRef p = cg_gep(c, c->f32, k->out_ptr, flat);
+    cg_store(k, epi->fn(k, epi->ctx, cg_load(k, c->f32, p, 1), flat), p);
+    cg_for_end(c, &j);
+    cg_for_end(c, &i);
+}
+
+void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi) {
+    Cg *c = k->c;
+    LLVMBuilderRef b = c->b;
+    CgGemmCfg cfg;
+    CgGemmDims d;
+    cg_gemm_config(c->features, &cfg);
+    cg_gemm_dims(&cfg, k->g, k->root, &d);
+    const IrNode *root = ir_node(k->g, k->root);
+    /* A row-major and stored: read in place, except when its rows are 4 KiB
+     * apart (or a multiple): they fall into the same cache sets and the mr
+     * rows of a micro-panel and the M block would evict each other, so the
+     * block's rows are first copied to a buffer with a padded stride; also
+     * for long rows (K > 2048), whose M block would not stay in L2 */
+    int a_direct = !d.ta && cg_is_stored(k, root->in[0]);
+    int a_copy = a_direct && (d.K % 1024 == 0 || d.K > 2048);
+    int64_t kcmax = d.K < cfg.kc ? d.K : cfg.kc;
+    int64_t ncmax = d.nc, mcmax = d.mc;
+    int mr = cfg.mr, nr = cfg.nr;
+    LLVMValueRef Bp = stack_buf(k, kcmax * ncmax, "bpack");
+    LLVMValueRef Ap = a_direct ? NULL : stack_buf(k, mcmax * kcmax + 2 * mr, "apack"); /* slack: cg_gemm_pack_a */
+    LLVMValueRef Ae = a_direct ? stack_buf(k, mr * kcmax + 2 * mr, "aedge") : NULL;
+    int64_t ldr = kcmax + 16;
+    LLVMValueRef Ar = a_copy ? stack_buf(k, mcmax * ldr, "arows") : NULL;
+    LLVMValueRef Ct = stack_buf(k, (int64_t)mr * nr, "ctile");
+    LLVMBuildMemSet(b, Ct, LLVMConstInt(c->i8, 0, 0), cg_i64(c, (int64_t)mr * nr * 4), 64);
+    LLVMTypeRef ukty;
+    LLVMValueRef ukr = cg_gemm_ukr(c, &cfg, &ukty);
+    if (!ukr) return;
+    LLVMValueRef Aptr = a_direct ? cg_node_ptr(k, root->in[0]) : NULL;
+    LLVMValueRef i64z = cg_i64(c, 0);
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(b));
+
+    /* while (t < end): one run of tiles sharing (batch, N block) */
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, fn, "run");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "runbody");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, fn, "runexit");
+    LLVMBuildBr(b, head);
+    LLVMPositionBuilderAtEnd(b, head);
+    LLVMValueRef t = LLVMBuildPhi(b, c->i64, "t");
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, t, end, ""), body, exit);
+    LLVMPositionBuilderAtEnd(b, body);
+    LLVMValueRef per_batch = cg_i64(c, d.nb * d.mb);
+    LLVMValueRef bat = LLVMBuildSDiv(b, t, per_batch, "bat");
+    LLVMValueRef rem = LLVMBuildSRem(b, t, per_batch, "");
+    LLVMValueRef nbi = LLVMBuildSDiv(b, rem, cg_i64(c, d.mb), "nb");
+    LLVMValueRef mb0 = LLVMBuildSRem(b, rem, cg_i64(c, d.mb), "mb0");
+    LLVMValueRef tend = cg_smin(c, end, LLVMBuildNSWAdd(b, LLVMBuildNSWSub(b, t, mb0, ""), cg_i64(c, d.mb), ""));
+    LLVMValueRef n0 = LLVMBuildNSWMul(b, nbi, cg_i64(c, d.nc), "n0");
+    LLVMValueRef ncur = cg_smin(c, cg_i64(c, d.nc), LLVMBuildNSWSub(b, cg_i64(c, d.N), n0, ""));
+    LLVMValueRef cbase = LLVMBuildNSWMul(b, bat, cg_i64(c, d.M * d.N), "");
+    CgGemmOps ops = {k, &cfg, &d, bat};
+
+    CgFor pb, tt, jr, ir;
+    cg_for_begin(c, &pb, i64z, cg_i64(c, (d.K + cfg.kc - 1) / cfg.kc), "kb");
+    LLVMValueRef p0 = LLVMBuildNSWMul(b, pb.iv, cg_i64(c, cfg.kc), "p0");
+    LLVMValueRef kc = cg_smin(c, cg_i64(c, cfg.kc), LLVMBuildNSWSub(b, cg_i64(c, d.K), p0, ""));
+    LLVMValueRef accum = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntSGT, p0, i64z, ""), c->i32, "");
+    cg_gemm_pack_b(&ops, Bp, p0, kc, n0, ncur);
+
+    cg_for_begin(c, &tt, t, tend, "tile");
+    LLVMValueRef m0 = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, mb0, LLVMBuildNSWSub(b, tt.iv, t, ""), ""), cg_i64(c, d.mc), "m0");
+    LLVMValueRef mcur = cg_smin(c, cg_i64(c, d.mc), LLVMBuildNSWSub(b, cg_i64(c, d.M), m0, ""));
+    LLVMValueRef mfull = LLVMBuildNSWMul(b, LLVMBuildSDiv(b, mcur, cg_i64(c, mr), ""), cg_i64(c, mr), "");
+    LLVMBasicBlockRef join;
+    if (a_direct) {
+        /* only a partial last micro-panel is packed (zero rows) */
+        if_begin(c, LLVMBuildICmp(b, LLVMIntSLT, mfull, mcur, ""), &join);
+        cg_gemm_pack_a(&ops, Ae, LLVMBuildNSWAdd(b, m0, mfull, ""), LLVMBuildNSWSub(b, mcur, mfull, ""), p0, kc);
+        if_end(c, join);
+        if (a_copy) copy_rows(&ops, Ar, ldr, Aptr, m0, mfull, p0, kc);
+    } else {
+        cg_gemm_pack_a(&ops, Ap, m0, mcur, p0, kc);
+    }
+    LLVMValueRef npan = LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, ncur, cg_i64(c, nr - 1), ""), cg_i64(c, nr), "");
+    LLVMValueRef mpan = LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, mcur, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
+    cg_for_begin(c, &jr, i64z, npan, "jr");
+    LLVMValueRef j0 = LLVMBuildNSWMul(b, jr.iv, cg_i64(c, nr), "");
+    LLVMValueRef nrc = cg_smin(c, cg_i64(c, nr), LLVMBuildNSWSub(b, ncur, j0, ""));
+    LLVMValueRef bpan = cg_gep(c, c->f32, Bp, LLVMBuildNSWMul(b, jr.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, nr), ""), ""));
+    cg_for_begin(c, &ir, i64z, mpan, "ir");
+    LLVMValueRef i0 = LLVMBuildNSWMul(b, ir.iv, cg_i64(c, mr), "");
+    LLVMValueRef mrc = cg_smin(c, cg_i64(c, mr), LLVMBuildNSWSub(b, mcur, i0, ""));
+    LLVMValueRef row = LLVMBuildNSWAdd(b, m0, i0, "");
+    /* A operand of this micro-panel */
+    LLVMValueRef ap, rs, cs;
+    if (a_direct) {
+        LLVMValueRef fullrows = LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), "");
+        LLVMValueRef inplace = a_copy ? cg_gep(c, c->f32, Ar, LLVMBuildNSWMul(b, i0, cg_i64(c, ldr), ""))
+                                      : cg_gep(c, c->f32, Aptr, a_flat_direct(&ops, row, p0));
+        ap = LLVMBuildSelect(b, fullrows, inplace, Ae, "");
+        rs = LLVMBuildSelect(b, fullrows, cg_i64(c, a_copy ? ldr : d.K), cg_i64(c, 1), "");
+        cs = LLVMBuildSelect(b, fullrows, cg_i64(c, 1), cg_i64(c, mr), "");
+    } else {
+        ap = cg_gep(c, c->f32, Ap, LLVMBuildNSWMul(b, ir.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, mr), ""), ""));
+        rs = cg_i64(c, 1);
+        cs = cg_i64(c, mr);
+    }
+    LLVMValueRef cflat = LLVMBuildNSWAdd(b, cbase, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, cg_i64(c, d.N), ""),
+                                                                  LLVMBuildNSWAdd(b, n0, j0, ""), ""), "");
+    LLVMValueRef cp = cg_gep(c, c->f32, k->out_ptr, cflat);
+    LLVMValueRef full = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), ""),
+                                     LLVMBuildICmp(b, LLVMIntEQ, nrc, cg_i64(c, nr), ""), "");
+    LLVMBasicBlockRef bfull = LLVMAppendBasicBlockInContext(c->ctx, fn, "full");
+    LLVMBasicBlockRef bedge = LLVMAppendBasicBlockInContext(c->ctx, fn, "edge");
+    LLVMBasicBlockRef bnext = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
+    LLVMBuildCondBr(b, full, bfull, bedge);
+    LLVMPositionBuilderAtEnd(b, bfull);
+    LLVMValueRef args[8] = {ap, rs, cs, bpan, kc, cp, cg_i64(c, d.N), accum};
+    LLVMBuildCall2(b, ukty, ukr, args, 8, "");
+    LLVMBuildBr(b, bnext);
+    LLVMPositionBuilderAtEnd(b, bedge);
+    if_begin(c, LLVMBuildICmp(b, LLVMIntSGT, p0, i64z, ""), &join);
+    copy_tile(k, Ct, cg_i64(c, nr), cp, cg_i64(c, d.N), mrc, nrc, 0);
+    if_end(c, join);
+    LLVMValueRef eargs[8] = {ap, rs, cs, bpan, kc, Ct, cg_i64(c, nr), accum};
+    LLVMBuildCall2(b, ukty, ukr, eargs, 8, "");
+    copy_tile(k, cp, cg_i64(c, d.N), Ct, cg_i64(c, nr), mrc, nrc, 1);
+    LLVMBuildBr(b, bnext);
+    LLVMPositionBuilderAtEnd(b, bnext);
+    cg_for_end(c, &ir);
+    cg_for_end(c, &jr);
+    if (epi && epi->fn) {
+        LLVMValueRef last = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildNSWAdd(b, p0, kc, ""), cg_i64(c, d.K), "");
+        if_begin(c, last, &join);
+        emit_epilogue(k, epi, &d, cbase, m0, mcur, n0, ncur);
+        if_end(c, join);
+    }
+    cg_for_end(c, &tt);
+    cg_for_end(c, &pb);
+
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+    LLVMBuildBr(b, head);
+    LLVMAddIncoming(t, (LLVMValueRef[]){begin, tend}, (LLVMBasicBlockRef[]){pre, latch}, 2);
+    LLVMPositionBuilderAtEnd(b, exit);
+}

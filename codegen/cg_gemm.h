@@ -1,0 +1,85 @@
+/* cg_gemm.h — the packed, register-blocked f32 matmul kernel (cg_gemm*.c).
+ *
+ * cg_kernel.c sends every f32 OP_MATMUL root with non-empty M, N and K here
+ * (f64 matmuls of the gradient-check builds keep the plain loop there).
+ * The tile shape comes from the target's feature string (CgGemmCfg): the
+ * micro-tile is MR rows x NR columns with NR = two vectors, held in
+ * 2 x MR vector registers (AVX2: 6 x 16 floats in 12 ymm accumulators;
+ * AVX-512: 14 x 32 in 28 zmm; SSE: 6 x 8). cg_gemm.c explains the loops,
+ * cg_gemm_pack.c the packed layouts, cg_gemm_ukr.c the micro-kernel.
+ *
+ * The kernel's work is a list of tiles (batch, N block, M block); a range
+ * [begin, end) of it is any run of tiles, and K is never split, so each
+ * output element is the same chain of fmas over k = 0..K-1 starting from 0
+ * whichever thread computes it and however the range is cut.
+ *
+ * Epilogues (not used yet): cg_emit_gemm takes an optional CgGemmEpilogue.
+ * When given, every finished output tile (after its last K block, while it
+ * is still in cache) is rewritten element by element as
+ * C[i] = fn(k, ctx, C[i], flat index of i), so a fusion pass can hand a
+ * matmul kernel its bias / residual / activation (evaluated with cg_eval at
+ * that index) without another pass over memory. NULL: plain matmul.
+ */
+#ifndef DPOC_CG_GEMM_H
+#define DPOC_CG_GEMM_H
+
+#include "cg.h"
+
+typedef struct CgGemmCfg {
+    int vw;         /* f32 lanes per vector register */
+    int mr, nr;     /* micro-tile rows and columns (nr = 2 * vw) */
+    int kc;         /* K block: one B micro-panel kc x nr fits L1 */
+    int mc_max;     /* rows of an M block (A rows stay in L2 across its N block) */
+    int nc_max;     /* columns of an N block (packed B: kc x nc_max on the stack) */
+    int fma;        /* the target has fused multiply-add */
+} CgGemmCfg;
+
+/* the tiling of one matmul node */
+typedef struct CgGemmDims {
+    int64_t batch, M, N, K;
+    int64_t mc, nc;   /* block sizes actually used (balanced, multiples of mr / nr) */
+    int64_t mb, nb;   /* number of M and N blocks */
+    int ta, tb;
+} CgGemmDims;
+
+/* tile shape for a target feature string ("+avx2,+fma,-avx512f,..."; NULL: SSE only) */
+void cg_gemm_config(const char *features, CgGemmCfg *cfg);
+/* 1 when the matmul at root goes through cg_emit_gemm */
+int cg_gemm_applies(const IrGraph *g, int32_t root);
+void cg_gemm_dims(const CgGemmCfg *cfg, const IrGraph *g, int32_t root, CgGemmDims *d);
+/* the kernel's work units (tiles) */
+int64_t cg_gemm_work(const Cg *c, const IrGraph *g, int32_t root);
+
+/* an elementwise epilogue on finished output tiles (see above) */
+typedef struct CgGemmEpilogue {
+    LLVMValueRef (*fn)(CgKern *k, void *ctx, LLVMValueRef value, LLVMValueRef flat);
+    void *ctx;
+} CgGemmEpilogue;
+
+/* the body of a matmul kernel over tiles [begin, end) */
+void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi);
+
+/* ---- pieces (cg_gemm_pack.c, cg_gemm_ukr.c) ---- */
+/* the f32 micro-kernel function of this tile shape (emitted once per module):
+ * void ukr(ptr a, i64 rs_a, i64 cs_a, ptr b, i64 kc, ptr c, i64 ldc, i32 accumulate)
+ * c[i*ldc + j] (+)= sum_k a[i*rs_a + k*cs_a] * b[k*nr + j], i < mr, j < nr */
+LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, LLVMTypeRef *fty);
+
+/* operand addressing shared by the packing routines */
+typedef struct CgGemmOps {
+    CgKern *k;
+    const CgGemmCfg *cfg;
+    const CgGemmDims *d;
+    LLVMValueRef bat;   /* batch index of the current tile */
+} CgGemmOps;
+
+/* packs B[p0 .. p0+kc) x [n0 .. n0+ncur) into dst: panel j (nr columns)
+ * at dst + j*kc*nr, row k of it at + k*nr; columns >= N are zero */
+void cg_gemm_pack_b(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMValueRef kc, LLVMValueRef n0,
+                    LLVMValueRef ncur);
+/* packs A rows [r0 .. r0+rows) x [p0 .. p0+kc) into dst: panel i (mr rows)
+ * at dst + i*kc*mr, column k of it at + k*mr; rows >= M are zero */
+void cg_gemm_pack_a(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef r0, LLVMValueRef rows, LLVMValueRef p0,
+                    LLVMValueRef kc);
+
+#endif

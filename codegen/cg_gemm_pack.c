@@ -1,0 +1,255 @@
+/* cg_gemm_pack.c — copying A and B blocks into the micro-kernel's layouts.
+ *
+ * Packed B (kc x ncur, from rows p0.. and columns n0..): panels of nr
+ * columns, one after another; inside a panel row k is nr consecutive
+ * floats, so the micro-kernel reads B with two aligned vector loads per k
+ * and one panel (kc x nr: 16 KiB on AVX2 at kc = 256) stays in L1 while it
+ * sweeps the M block. Columns past N are written as zeros: the edge
+ * micro-tile computes them and they are never stored.
+ *
+ * Packed A (rows r0.., columns p0..): panels of mr rows; inside a panel
+ * column k is mr consecutive floats (the broadcast operand of the
+ * micro-kernel, read with rs_a = 1, cs_a = mr). Rows past M are zeros.
+ *
+ * Operand elements are read through the element evaluator (cg_eval at the
+ * operand's flat index), so a matmul whose operand is computed inline (a
+ * fused prologue, a constant) packs just as a stored one does. The one
+ * paths that matter for speed get direct vector loads: B not transposed
+ * and stored, whose panel rows are contiguous in memory (two vector loads
+ * and stores per row); B transposed and stored (the forward x.W^T of every
+ * linear layer) on 8-lane targets, read as 8 x 8 blocks (8 k of 8
+ * columns, contiguous along k) and transposed with shuffles; A^T stored
+ * (see cg_gemm_pack_a). B is packed once per K block and N block and reused
+ * by all the M blocks of a run of tiles, so it costs O(K N) against
+ * O(M N K) flops.
+ * Edge reads are clamped into the operand and replaced by zero with a
+ * select (straight-line code, every load in bounds).
+ */
+#include "cg_gemm.h"
+
+/* flat index of A(m, k) / B(k, n) in the current batch */
+static LLVMValueRef a_flat(const CgGemmOps *o, LLVMValueRef m, LLVMValueRef kk) {
+    Cg *c = o->k->c;
+    LLVMBuilderRef b = c->b;
+    const CgGemmDims *d = o->d;
+    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, cg_i64(c, d->M * d->K), "");
+    LLVMValueRef in = d->ta ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, kk, cg_i64(c, d->M), ""), m, "")
+                            : LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, m, cg_i64(c, d->K), ""), kk, "");
+    return LLVMBuildNSWAdd(b, base, in, "");
+}
+
+static LLVMValueRef b_flat(const CgGemmOps *o, LLVMValueRef kk, LLVMValueRef n) {
+    Cg *c = o->k->c;
+    LLVMBuilderRef b = c->b;
+    const CgGemmDims *d = o->d;
+    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, cg_i64(c, d->K * d->N), "");
+    LLVMValueRef in = d->tb ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, cg_i64(c, d->K), ""), kk, "")
+                            : LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, kk, cg_i64(c, d->N), ""), n, "");
+    return LLVMBuildNSWAdd(b, base, in, "");
+}
+
+/* operand value at flat index, or 0 where !valid (index clamped by the caller) */
+static LLVMValueRef operand_at(const CgGemmOps *o, int which, LLVMValueRef flat, LLVMValueRef valid) {
+    CgKern *k = o->k;
+    const IrNode *n = ir_node(k->g, k->root);
+    CgIndex ix = {.flat = flat};
+    LLVMValueRef v = cg_eval(k, n->in[which], &ix);
+    if (!valid) return v;
+    return LLVMBuildSelect(k->c->b, valid, v, LLVMConstReal(k->c->f32, 0.0), "");
+}
+
+static LLVMValueRef ceil_div(Cg *c, LLVMValueRef x, int64_t q) {
+    return LLVMBuildSDiv(c->b, LLVMBuildNSWAdd(c->b, x, cg_i64(c, q - 1), ""), cg_i64(c, q), "");
+}
+
+/* panels [jp_lo, jp_hi), rows k in [k_lo, kc): element by element, columns
+ * past N clamped and zeroed */
+static void pack_b_elems(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMValueRef kc, LLVMValueRef n0,
+                         LLVMValueRef jp_lo, LLVMValueRef jp_hi, LLVMValueRef k_lo) {
+    CgKern *k = o->k;
+    Cg *c = k->c;
+    LLVMBuilderRef b = c->b;
+    int nr = o->cfg->nr, vw = o->cfg->vw;
+    LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)vw);
+    CgFor jp, kk;
+    cg_for_begin(c, &jp, jp_lo, jp_hi, "bq");
+    LLVMValueRef col0 = LLVMBuildNSWAdd(b, n0, LLVMBuildNSWMul(b, jp.iv, cg_i64(c, nr), ""), "");
+    LLVMValueRef pdst = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, jp.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, nr), ""), ""));
+    LLVMValueRef cols[64], valid[64];
+    for (int j = 0; j < nr; j++) {
+        LLVMValueRef n = LLVMBuildNSWAdd(b, col0, cg_i64(c, j), "");
+        valid[j] = LLVMBuildICmp(b, LLVMIntSLT, n, cg_i64(c, o->d->N), "");
+        cols[j] = cg_smin(c, n, cg_i64(c, o->d->N - 1));
+    }
+    cg_for_begin(c, &kk, k_lo, kc, "bk");
+    LLVMValueRef kg = LLVMBuildNSWAdd(b, p0, kk.iv, "");
+    LLVMValueRef row = cg_gep(c, c->f32, pdst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, nr), ""));
+    for (int v = 0; v < nr / vw; v++) {
+        LLVMValueRef x = LLVMGetUndef(vt);
+        for (int l = 0; l < vw; l++) {
+            int j = v * vw + l;
+            LLVMValueRef e = operand_at(o, 1, b_flat(o, kg, cols[j]), valid[j]);
+            x = LLVMBuildInsertElement(b, x, e, LLVMConstInt(c->i32, (unsigned long long)l, 0), "");
+        }
+        LLVMValueRef st = LLVMBuildStore(b, x, cg_gep(c, c->f32, row, cg_i64(c, v * vw)));
+        LLVMSetAlignment(st, 4);
+    }
+    cg_for_end(c, &kk);
+    cg_for_end(c, &jp);
+}
+
+static LLVMValueRef shuffle(Cg *c, LLVMValueRef x, LLVMValueRef y, const int *m) {
+    LLVMValueRef mask[8];
+    for (int i = 0; i < 8; i++) mask[i] = LLVMConstInt(c->i32, (unsigned long long)m[i], 0);
+    return LLVMBuildShuffleVector(c->b, x, y, LLVMConstVector(mask, 8), "");
+}
+
+/* 8 x 8 transpose of <8 x float> rows r[j] (lane k): out[k] lane j = r[j][k].
+ * Three rounds of two-source shuffles (unpack, pairs, 128-bit halves):
+ * 24 shuffles per 64 floats */
+static void transpose8(Cg *c, const LLVMValueRef *r, LLVMValueRef *out) {
+    static const int lo[8] = {0, 8, 1, 9, 4, 12, 5, 13}, hi[8] = {2, 10, 3, 11, 6, 14, 7, 15};
+    static const int plo[8] = {0, 1, 8, 9, 4, 5, 12, 13}, phi[8] = {2, 3, 10, 11, 6, 7, 14, 15};
+    static const int hlo[8] = {0, 1, 2, 3, 8, 9, 10, 11}, hhi[8] = {4, 5, 6, 7, 12, 13, 14, 15};
+    LLVMValueRef t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = shuffle(c, r[2 * i], r[2 * i + 1], lo);
+        t[2 * i + 1] = shuffle(c, r[2 * i], r[2 * i + 1], hi);
+    }
+    for (int h = 0; h < 2; h++) { /* rows 0-3, rows 4-7 */
+        LLVMValueRef *tt = t + 4 * h, *uu = u + 4 * h;
+        uu[0] = shuffle(c, tt[0], tt[2], plo);
+        uu[1] = shuffle(c, tt[0], tt[2], phi);
+        uu[2] = shuffle(c, tt[1], tt[3], plo);
+        uu[3] = shuffle(c, tt[1], tt[3], phi);
+    }
+    for (int q = 0; q < 4; q++) {
+        out[q] = shuffle(c, u[q], u[4 + q], hlo);
+        out[q + 4] = shuffle(c, u[q], u[4 + q], hhi);
+    }
+}
+
+void cg_gemm_pack_b(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMValueRef kc, LLVMValueRef n0,
+                    LLVMValueRef ncur) {
+    CgKern *k = o->k;
+    Cg *c = k->c;
+    LLVMBuilderRef b = c->b;
+    const CgGemmCfg *cfg = o->cfg;
+    const CgGemmDims *d = o->d;
+    int nr = cfg->nr, vw = cfg->vw;
+    LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)vw);
+    const IrNode *root = ir_node(k->g, k->root);
+    int stored = cg_is_stored(k, root->in[1]);
+    int direct = !d->tb && stored;
+    int tdirect = d->tb && stored && vw == 8;
+    LLVMValueRef npan = ceil_div(c, ncur, nr);
+    LLVMValueRef nfull = direct || tdirect ? LLVMBuildSDiv(b, ncur, cg_i64(c, nr), "") : cg_i64(c, 0);
+    CgFor jp, kk;
+    LLVMValueRef src0 = stored ? cg_node_ptr(k, root->in[1]) : NULL;
+    if (direct) {
+        /* full panels: row k of the panel is B[p0+k, n0+jp*nr ..+nr), contiguous */
+        cg_for_begin(c, &jp, cg_i64(c, 0), nfull, "bp");
+        LLVMValueRef col = LLVMBuildNSWAdd(b, n0, LLVMBuildNSWMul(b, jp.iv, cg_i64(c, nr), ""), "");
+        LLVMValueRef pdst = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, jp.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, nr), ""), ""));
+        cg_for_begin(c, &kk, cg_i64(c, 0), kc, "bk");
+        LLVMValueRef src = cg_gep(c, c->f32, src0, b_flat(o, LLVMBuildNSWAdd(b, p0, kk.iv, ""), col));
+        LLVMValueRef row = cg_gep(c, c->f32, pdst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, nr), ""));
+        for (int v = 0; v < nr / vw; v++) {
+            LLVMValueRef x = cg_load(k, vt, cg_gep(c, c->f32, src, cg_i64(c, v * vw)), 0);
+            LLVMValueRef st = LLVMBuildStore(b, x, cg_gep(c, c->f32, row, cg_i64(c, v * vw)));
+            LLVMSetAlignment(st, 4);
+        }
+        cg_for_end(c, &kk);
+        cg_for_end(c, &jp);
+    }
+    if (tdirect) {
+        /* B^T stored [N, K]: for full panels, 8 k at a time, load 8 k of each
+         * of the panel's columns (contiguous) and transpose 8 x 8 blocks;
+         * the k past the last multiple of 8 go element by element */
+        LLVMValueRef kc8 = LLVMBuildSDiv(b, kc, cg_i64(c, 8), "");
+        cg_for_begin(c, &jp, cg_i64(c, 0), nfull, "bt");
+        LLVMValueRef col = LLVMBuildNSWAdd(b, n0, LLVMBuildNSWMul(b, jp.iv, cg_i64(c, nr), ""), "");
+        LLVMValueRef pdst = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, jp.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, nr), ""), ""));
+        cg_for_begin(c, &kk, cg_i64(c, 0), kc8, "bk8");
+        LLVMValueRef kb = LLVMBuildNSWMul(b, kk.iv, cg_i64(c, 8), "");
+        LLVMValueRef kg = LLVMBuildNSWAdd(b, p0, kb, "");
+        for (int h = 0; h < nr / 8; h++) {
+            LLVMValueRef r[8], out[8];
+            for (int j = 0; j < 8; j++) {
+                LLVMValueRef n = LLVMBuildNSWAdd(b, col, cg_i64(c, h * 8 + j), "");
+                r[j] = cg_load(k, vt, cg_gep(c, c->f32, src0, b_flat(o, kg, n)), 0);
+            }
+            transpose8(c, r, out);
+            for (int q = 0; q < 8; q++) {
+                LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, kb, cg_i64(c, q), ""), cg_i64(c, nr), ""),
+                                                  cg_i64(c, h * 8), "");
+                LLVMValueRef st = LLVMBuildStore(b, out[q], cg_gep(c, c->f32, pdst, at));
+                LLVMSetAlignment(st, 4);
+            }
+        }
+        cg_for_end(c, &kk);
+        cg_for_end(c, &jp);
+        pack_b_elems(o, dst, p0, kc, n0, cg_i64(c, 0), nfull, LLVMBuildNSWMul(b, kc8, cg_i64(c, 8), ""));
+    }
+    /* the remaining panels (all of them unless direct): element by element */
+    pack_b_elems(o, dst, p0, kc, n0, nfull, npan, cg_i64(c, 0));
+}
+
+void cg_gemm_pack_a(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef r0, LLVMValueRef rows, LLVMValueRef p0,
+                    LLVMValueRef kc) {
+    CgKern *k = o->k;
+    Cg *c = k->c;
+    LLVMBuilderRef b = c->b;
+    const CgGemmCfg *cfg = o->cfg;
+    const CgGemmDims *d = o->d;
+    int mr = cfg->mr;
+    LLVMValueRef npan = ceil_div(c, rows, mr);
+    CgFor ip, kk;
+    const IrNode *root = ir_node(k->g, k->root);
+    LLVMValueRef p_first = cg_i64(c, 0);
+    int vl = 1;
+    while (vl < mr) vl *= 2;
+    if (d->ta && cg_is_stored(k, root->in[0])) {
+        /* A^T stored: the mr values of panel column k are contiguous. One
+         * vl-wide load (vl >= mr; the panel's rows up to vl must exist) and
+         * one vl-wide store per k: the store runs vl - mr floats into the
+         * next column's slot, which the next store (or the next panel, or
+         * the buffer's slack) then overwrites */
+        LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)vl);
+        LLVMValueRef src0 = cg_node_ptr(k, root->in[0]);
+        /* panels [0, nvec) have rows r0 + ip*mr + vl <= M */
+        LLVMValueRef room = LLVMBuildNSWSub(b, cg_i64(c, d->M - vl), r0, "");
+        LLVMValueRef nvec = cg_smax(c, cg_i64(c, 0), LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, room, cg_i64(c, mr), ""), cg_i64(c, mr), ""));
+        nvec = cg_smin(c, nvec, LLVMBuildSDiv(b, rows, cg_i64(c, mr), ""));
+        nvec = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, room, cg_i64(c, 0), ""), cg_i64(c, 0), nvec, "");
+        cg_for_begin(c, &ip, cg_i64(c, 0), nvec, "av");
+        LLVMValueRef row0 = LLVMBuildNSWAdd(b, r0, LLVMBuildNSWMul(b, ip.iv, cg_i64(c, mr), ""), "");
+        LLVMValueRef pdst = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, ip.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, mr), ""), ""));
+        cg_for_begin(c, &kk, cg_i64(c, 0), kc, "ak");
+        LLVMValueRef src = cg_gep(c, c->f32, src0, a_flat(o, row0, LLVMBuildNSWAdd(b, p0, kk.iv, "")));
+        LLVMValueRef x = cg_load(k, vt, src, 0);
+        LLVMValueRef st = LLVMBuildStore(b, x, cg_gep(c, c->f32, pdst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, mr), "")));
+        LLVMSetAlignment(st, 4);
+        cg_for_end(c, &kk);
+        cg_for_end(c, &ip);
+        p_first = nvec;
+    }
+    cg_for_begin(c, &ip, p_first, npan, "ap");
+    LLVMValueRef row0 = LLVMBuildNSWAdd(b, r0, LLVMBuildNSWMul(b, ip.iv, cg_i64(c, mr), ""), "");
+    LLVMValueRef pdst = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, ip.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, mr), ""), ""));
+    LLVMValueRef ms[64], valid[64];
+    for (int i = 0; i < mr; i++) {
+        LLVMValueRef m = LLVMBuildNSWAdd(b, row0, cg_i64(c, i), "");
+        valid[i] = LLVMBuildICmp(b, LLVMIntSLT, m, cg_i64(c, d->M), "");
+        ms[i] = cg_smin(c, m, cg_i64(c, d->M - 1));
+    }
+    cg_for_begin(c, &kk, cg_i64(c, 0), kc, "ak");
+    LLVMValueRef kg = LLVMBuildNSWAdd(b, p0, kk.iv, "");
+    LLVMValueRef col = cg_gep(c, c->f32, pdst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, mr), ""));
+    for (int i = 0; i < mr; i++) {
+        LLVMValueRef e = operand_at(o, 0, a_flat(o, ms[i], kg), valid[i]);
+        LLVMBuildStore(b, e, cg_gep(c, c->f32, col, cg_i64(c, i)));
+    }
+    cg_for_end(c, &kk);
+    cg_for_end(c, &ip);
+}
