@@ -1,0 +1,170 @@
+/* test_fuse_exact.c — fusion changes where values live, never their bits.
+ *
+ * For every model YAML on the command line: the train_step and logps graphs
+ * are built by the front end and run through the pipeline of `dpoc compile`
+ * twice, once ending in `fuse` and once without it. Both are compiled
+ * (tensor table, schedule, codegen) and loaded; parameters and inputs get
+ * the same deterministic values (hashed from tensor name and element); then
+ * logps and train_step run. Every byte of the OUTPUTS and GRADS regions
+ * must be identical between the fused and the unfused step: codegen gives
+ * every op the same rounding wherever it runs (cg_math.c), so the only
+ * thing fusion may change is how many kernels run and how much arena they
+ * need. The fused step is also run with uneven, out-of-order thread chunks
+ * (tcg_chunked, three seeds) and must give the serial run's bytes. The
+ * kernel counts and arena peaks of both are printed, and fusion must have
+ * removed kernels and not grown the arena.
+ */
+#include "tests/codegen/tcg.h"
+
+#include "frontend/frontend.h"
+
+static uint64_t mix(uint64_t x) {
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* deterministic parameters and inputs, by tensor name and element */
+static void fill(DpocStep *s, int64_t vocab) {
+    for (int i = 0; i < s->ntensors; i++) {
+        const DpocTensorInfo *t = &s->tensors[i];
+        if (t->role != DPOC_ROLE_PARAM && t->role != DPOC_ROLE_INPUT) continue;
+        uint64_t h = 1469598103934665603ull;
+        for (const char *c = t->name; *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ull;
+        double *v = calloc((size_t)(t->numel ? t->numel : 1), sizeof *v);
+        for (int64_t k = 0; k < t->numel; k++) {
+            uint64_t r = mix(h + (uint64_t)k);
+            double u = (double)(r >> 11) / 9007199254740992.0;
+            if (t->dtype == DPOC_DT_I32) v[k] = (double)(r % (uint64_t)vocab);
+            else if (strstr(t->name, "mask")) v[k] = k % 5 >= 2;
+            else if (strstr(t->name, "ref_logps")) v[k] = -20.0 - 10.0 * u;
+            else v[k] = (u - 0.5) * 0.5;
+        }
+        tcg_set(s, t->name, t->role, v);
+        free(v);
+    }
+}
+
+static int build(const ModelCfg *cfg, int fused, IrGraph g[2]) {
+    char err[1024];
+    for (int i = 0; i < 2; i++) {
+        BuildOptions bo = {.dtype = DT_F32};
+        PassCtx pc;
+        memset(&pc, 0, sizeof pc);
+        pc.log = stderr;
+        const char *passes = i == 0 ? (fused ? "simplify,autodiff,simplify,fuse" : "simplify,autodiff,simplify")
+                                    : (fused ? "simplify,fuse" : "simplify");
+        ir_init(&g[i]);
+        err[0] = 0;
+        if (model_build_graph(cfg, i == 0 ? BUILD_TRAIN : BUILD_LOGPS, &bo, &g[i], err, sizeof err) ||
+            pass_pipeline_run(&g[i], &pc, passes)) {
+            CHECK_MSG(0, "graph %d: %s%s", i, err, pc.err);
+            ir_free(&g[i]);
+            if (i) ir_free(&g[0]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int64_t arena_of(IrGraph g[2], int *nk) {
+    IrGraph *gp[2] = {&g[0], &g[1]};
+    TensorTable tt;
+    SchedPlan p;
+    char err[512];
+    int64_t peak = -1;
+    *nk = 0;
+    if (tensor_table_build(&tt, gp, 2, err, sizeof err)) return -1;
+    for (int i = 0; i < 2; i++) {
+        if (sched_plan(gp[i], &tt, &p, err, sizeof err)) {
+            CHECK_MSG(0, "schedule: %s", err);
+            break;
+        }
+        if (p.arena_bytes > peak) peak = p.arena_bytes;
+        *nk += p.nkernels;
+        sched_plan_free(&p);
+    }
+    tensor_table_free(&tt);
+    return peak;
+}
+
+static int run_all(DpocStep *s, const DpocServices *svc) {
+    char err[256];
+    int rc = dpoc_step_logps(s, svc, err, sizeof err);
+    if (!rc) rc = dpoc_step_train(s, svc, err, sizeof err);
+    CHECK_MSG(rc == 0, "run: %s", err);
+    return rc;
+}
+
+static void check_model(const char *path) {
+    ModelCfg cfg;
+    char err[1024];
+    if (model_cfg_load(path, &cfg, err, sizeof err)) {
+        CHECK_MSG(0, "%s", err);
+        return;
+    }
+    IrGraph g[2][2];
+    DpocStep s[2];
+    int ok[2] = {0, 0}, opened[2] = {0, 0}, nk[2] = {0, 0};
+    int64_t arena[2] = {0, 0};
+    for (int f = 0; f < 2; f++) {
+        if (build(&cfg, f, g[f])) continue;
+        arena[f] = arena_of(g[f], &nk[f]);
+        TcgGraphs gs = {{&g[f][0], &g[f][1]}, 0, NULL, NULL, 0};
+        ok[f] = opened[f] = tcg_compile_ex(&gs, &s[f], err, sizeof err) == 0;
+        CHECK_MSG(ok[f], "%s (%s): compile: %s", path, f ? "fused" : "unfused", err);
+        ir_free(&g[f][0]);
+        ir_free(&g[f][1]);
+        if (!ok[f]) continue;
+        fill(&s[f], cfg.vocab_size);
+        ok[f] = run_all(&s[f], NULL) == 0;
+    }
+    if (ok[0] && ok[1]) {
+        const int regs[2] = {DPOC_R_OUTPUTS, DPOC_R_GRADS};
+        for (int r = 0; r < 2; r++) {
+            int R = regs[r];
+            CHECK_MSG(s[0].region_size[R] == s[1].region_size[R], "%s: region %d sizes differ", path, R);
+            if (s[0].region_size[R] == s[1].region_size[R])
+                CHECK_MSG(memcmp(s[0].regions[R], s[1].regions[R], (size_t)s[0].region_size[R]) == 0,
+                          "%s: region %d differs between the fused and the unfused step", path, R);
+        }
+        /* the fused step split unevenly over "threads": every output and
+         * gradient tensor (not the padding between them) rewritten alike */
+        int64_t osz = s[1].region_size[DPOC_R_OUTPUTS], gsz = s[1].region_size[DPOC_R_GRADS];
+        uint8_t *o0 = malloc((size_t)osz + 1), *g0 = malloc((size_t)gsz + 1);
+        memcpy(o0, s[1].regions[DPOC_R_OUTPUTS], (size_t)osz);
+        memcpy(g0, s[1].regions[DPOC_R_GRADS], (size_t)gsz);
+        for (int seed = 0; seed < 3; seed++) {
+            tcg_chunk_seed = seed;
+            memset(s[1].regions[DPOC_R_OUTPUTS], 0xA5, (size_t)osz);
+            memset(s[1].regions[DPOC_R_GRADS], 0xA5, (size_t)gsz);
+            if (run_all(&s[1], &tcg_chunked)) break;
+            for (int t = 0; t < s[1].ntensors; t++) {
+                const DpocTensorInfo *ti = &s[1].tensors[t];
+                const uint8_t *ref = ti->region == DPOC_R_OUTPUTS ? o0 : ti->region == DPOC_R_GRADS ? g0 : NULL;
+                if (!ref || (ti->role != DPOC_ROLE_OUTPUT && ti->role != DPOC_ROLE_GRAD)) continue;
+                CHECK_MSG(memcmp(ref + ti->offset, s[1].regions[ti->region] + ti->offset, (size_t)ti->nbytes) == 0,
+                          "%s: chunked fused run (seed %d): %s differs from the serial run", path, seed, ti->name);
+            }
+        }
+        free(o0);
+        free(g0);
+        CHECK_MSG(nk[1] < nk[0], "%s: fusion left %d kernels of %d", path, nk[1], nk[0]);
+        CHECK_MSG(arena[1] <= arena[0], "%s: fusion grew the arena from %lld to %lld bytes", path,
+                  (long long)arena[0], (long long)arena[1]);
+        printf("%-40s kernels %4d -> %4d, arena %9lld -> %9lld bytes, step.so kernels %d -> %d: OK\n", path, nk[0],
+               nk[1], (long long)arena[0], (long long)arena[1], s[0].nkernels, s[1].nkernels);
+    }
+    for (int f = 0; f < 2; f++)
+        if (opened[f]) dpoc_step_close(&s[f]);
+    model_cfg_free(&cfg);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MODEL.yaml...\n", argv[0]);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) check_model(argv[i]);
+    return check_done("fuse_exact");
+}
