@@ -25,10 +25,10 @@
  * Skylake-class cores).
  *
  * With DPOC_DEBUG=2 every train_step kernel call is also run alone, in
- * schedule order, through the same pool (dpoc_step_kernel_args builds its
- * argument array), timed separately, best of --steps passes; the 15 calls
- * that take longest are printed with time, share, GFLOP/s and GB/s (from the
- * manifest's "flops" and "bytes"). The entry's copy steps are not run there.
+ * schedule order, through the same pool, best of --steps passes
+ * (runtime/kprof.c, shared with dporun's DPOC_DEBUG=2): the 15 calls that
+ * take longest are printed with time, share, GFLOP/s and GB/s (from the
+ * manifest's "flops" and "bytes"), and a total per op.
  *
  * The last line is `RESULT key=value ...` for bench/run.sh.
  */
@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "runtime/step_load.h"
+#include "runtime/kprof.h"
 #include "runtime/threadpool.h"
 
 #define BENCH_GRAIN 262144.0 /* dporun's default kernel grain (runtime/train_internal.h) */
@@ -143,52 +144,6 @@ static int cpu_lanes(void) {
     return 4;
 }
 
-typedef struct KTime {
-    int k;
-    double t;
-} KTime;
-
-static int cmp_ktime(const void *a, const void *b) {
-    double x = ((const KTime *)a)->t, y = ((const KTime *)b)->t;
-    return x > y ? -1 : x < y;
-}
-
-/* DPOC_DEBUG=2: each train_step kernel call alone, best of passes */
-static int kernel_profile(DpocStep *s, const DpocServices *svc, int passes, FILE *out) {
-    KTime *kt = calloc((size_t)(s->nkernels ? s->nkernels : 1), sizeof *kt);
-    uint8_t **args = NULL;
-    int cap = 0, n = 0;
-    for (int k = 0; k < s->nkernels; k++)
-        if (s->kernels[k].nargs > cap) cap = s->kernels[k].nargs;
-    args = malloc((size_t)(cap ? cap : 1) * sizeof *args);
-    if (!kt || !args) return free(kt), free(args), -1;
-    for (int k = 0; k < s->nkernels; k++)
-        if (!strcmp(s->kernels[k].entry, "train_step")) kt[n++] = (KTime){k, INFINITY};
-    for (int pass = 0; pass < passes; pass++)
-        for (int i = 0; i < n; i++) {
-            int k = kt[i].k;
-            if (dpoc_step_kernel_args(s, k, args, cap) < 0) continue;
-            double t0 = now_s();
-            svc->parallel_for(svc->ctx, s->manifest->kernels[k], args, s->kernels[k].work);
-            double dt = now_s() - t0;
-            if (dt < kt[i].t) kt[i].t = dt;
-        }
-    double total = 0;
-    for (int i = 0; i < n; i++) total += kt[i].t;
-    qsort(kt, (size_t)n, sizeof *kt, cmp_ktime);
-    fprintf(out, "per-kernel (train_step, %d calls, each alone, best of %d): sum %.3f ms\n", n, passes,
-            total * 1e3);
-    fprintf(out, "  %-40s %-16s %10s %6s %9s %9s\n", "kernel", "op", "ms", "%", "GFLOP/s", "GB/s");
-    for (int i = 0; i < n && i < 15; i++) {
-        const DpocKernelInfo *ki = &s->kernels[kt[i].k];
-        fprintf(out, "  %-40s %-16s %10.3f %6.1f %9.2f %9.2f\n", ki->name, ki->op, kt[i].t * 1e3,
-                100.0 * kt[i].t / total, (double)ki->flops / kt[i].t * 1e-9, (double)ki->bytes / kt[i].t * 1e-9);
-    }
-    free(kt);
-    free(args);
-    return 0;
-}
-
 static void usage(void) {
     fprintf(stderr, "usage: step_bench STEP.so [--threads N] [--steps N] [--warmup N] [--grain X]\n"
                     "                  [--peak-gflops X | --ghz X --lanes N --fma-units N]\n");
@@ -223,16 +178,11 @@ int main(int argc, char **argv) {
     int rc = 1;
     ThreadPool *pool = tpool_create(threads, err, sizeof err);
     double *times = calloc((size_t)steps, sizeof *times);
-    double *costs = calloc((size_t)(s.nkernels ? s.nkernels : 1), sizeof *costs);
-    if (!pool || !times || !costs) {
+    if (!pool || !times) {
         fprintf(stderr, "step_bench: %s\n", pool ? "out of memory" : err);
         goto out;
     }
-    for (int k = 0; k < s.nkernels; k++) {
-        const DpocKernelInfo *ki = &s.kernels[k];
-        costs[k] = ((double)ki->flops + (double)ki->bytes) / (double)(ki->work > 0 ? ki->work : 1);
-    }
-    if (tpool_set_costs(pool, s.manifest->kernels, costs, s.nkernels, grain)) {
+    if (tpool_use_step_costs(pool, &s, grain)) {
         fprintf(stderr, "step_bench: out of memory\n");
         goto out;
     }
@@ -281,7 +231,7 @@ int main(int argc, char **argv) {
            100.0 * gflops / peak, peak);
     printf("  peak RSS %.1f MiB (regions %.1f MiB)\n", rss_mib, arena / 1048576.0);
     const char *dbg = getenv("DPOC_DEBUG");
-    if (dbg && atoi(dbg) >= 2 && kernel_profile(&s, &svc, steps, stdout)) {
+    if (dbg && atoi(dbg) >= 2 && kprof_print(&s, &svc, "train_step", steps, 15, stdout)) {
         fprintf(stderr, "step_bench: out of memory\n");
         goto out;
     }
@@ -291,7 +241,6 @@ int main(int argc, char **argv) {
     rc = 0;
 out:
     free(times);
-    free(costs);
     tpool_destroy(pool);
     dpoc_step_close(&s);
     return rc;

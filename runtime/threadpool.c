@@ -10,6 +10,13 @@
  * a short while first. Waiting workers spin on the generation for a while
  * before sleeping on the condition variable; both waits re-check their
  * condition under the mutex, so no wake-up is lost.
+ *
+ * Pinning: when the pool has more than one thread, no more threads than
+ * the CPUs the process may use (sched_getaffinity), and DPOC_PIN is not
+ * "0", thread i is bound to the i-th allowed CPU (the caller, thread 0, to
+ * the first; its own mask is put back by tpool_destroy). A pinned worker
+ * keeps its caches and is never stacked on a core with another worker,
+ * which an even split of the work needs to leave no core idle.
  */
 #include "threadpool.h"
 
@@ -34,6 +41,9 @@ typedef struct Worker {
 
 struct ThreadPool {
     int n;
+    int pinned;          /* threads are bound to cpus[] */
+    int cpus[CPU_SETSIZE];
+    cpu_set_t caller_mask; /* the caller's affinity before pinning */
     pthread_t *threads;
     Worker *workers;
     int nstarted;
@@ -70,10 +80,18 @@ static void run_chunk(ThreadPool *p, int i) {
     if (e > b) p->fn(p->arg, b, e);
 }
 
+static int pin_self(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}
+
 static void *worker_main(void *argp) {
     Worker *w = argp;
     ThreadPool *p = w->pool;
     uint64_t seen = 0;
+    if (p->pinned) pin_self(p->cpus[w->index]);
     for (;;) {
         uint64_t g = atomic_load(&p->gen);
         for (int s = 0; g == seen && s < SPIN_ITERS && !atomic_load(&p->stop); s++) {
@@ -111,6 +129,17 @@ ThreadPool *tpool_create(int nthreads, char *err, size_t errlen) {
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
     if (nthreads == 1) return p;
+    const char *pin = getenv("DPOC_PIN");
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if ((!pin || strcmp(pin, "0")) && sched_getaffinity(0, sizeof allowed, &allowed) == 0 &&
+        CPU_COUNT(&allowed) >= nthreads) {
+        int m = 0;
+        for (int c = 0; c < CPU_SETSIZE && m < nthreads; c++)
+            if (CPU_ISSET(c, &allowed)) p->cpus[m++] = c;
+        p->caller_mask = allowed;
+        p->pinned = m == nthreads && pin_self(p->cpus[0]) == 0;
+    }
     p->threads = calloc((size_t)nthreads, sizeof *p->threads);
     p->workers = calloc((size_t)nthreads, sizeof *p->workers);
     if (!p->threads || !p->workers) {
@@ -139,6 +168,7 @@ void tpool_destroy(ThreadPool *p) {
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i <= p->nstarted; i++) pthread_join(p->threads[i], NULL);
+    if (p->pinned) sched_setaffinity(0, sizeof p->caller_mask, &p->caller_mask);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
@@ -149,6 +179,18 @@ void tpool_destroy(ThreadPool *p) {
 }
 
 int tpool_threads(const ThreadPool *p) { return p ? p->n : 1; }
+
+int tpool_pinned_cpu(const ThreadPool *p, int i) { return p && p->pinned && i >= 0 && i < p->n ? p->cpus[i] : -1; }
+
+int tpool_default_threads(void) {
+    const char *e = getenv("DPOC_THREADS");
+    if (e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (!*end && v >= 1 && v <= 4096) return (int)v;
+    }
+    return tpool_cpu_count();
+}
 
 static void pool_for(ThreadPool *p, TpoolFn fn, void *arg, int64_t n, int maxk) {
     if (n <= 0) return;

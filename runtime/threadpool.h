@@ -8,6 +8,10 @@
  * on the split is still deterministic for a given thread count; the step's
  * kernels do not depend on it at all (docs/step-abi.md).
  *
+ * With more than one thread, the threads are pinned to distinct CPUs of the
+ * process's allowed set (thread i to the i-th), unless there are more
+ * threads than allowed CPUs or DPOC_PIN=0; pinning changes no result.
+ *
  * Workers wait for work by spinning briefly on an atomic generation counter,
  * then sleep on a condition variable, so the hundreds of small kernels of a
  * step do not each pay a full wake-up. tpool_services() gives the
@@ -54,5 +58,9 @@ void tpool_chunk(int64_t n, int k, int i, int64_t *b, int64_t *e);
 
 /* The number of CPUs this process may run on (sched_getaffinity), >= 1. */
 int tpool_cpu_count(void);
+/* DPOC_THREADS when it is a whole number in [1, 4096], else tpool_cpu_count(). */
+int tpool_default_threads(void);
+/* The CPU thread i is pinned to, or -1 when the pool is not pinned. */
+int tpool_pinned_cpu(const ThreadPool *p, int i);
 
 #endif

@@ -1,4 +1,4 @@
-/* ir_interp.c — the reference interpreter (see ir_interp.h).
+/* interp.c — the reference interpreter (see interp.h).
  *
  * One function per kind of op, each a plain loop over the output elements.
  * Index arithmetic for the movement ops goes through coords(): a linear
@@ -6,7 +6,7 @@
  * input's coordinates, and ravelled again. Nothing here is fast; everything
  * is meant to be obviously right.
  */
-#include "ir_interp.h"
+#include "interp.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -231,6 +231,7 @@ static int eval_node(const IrGraph *g, int32_t id, double *const *vals, double *
         }
         return 0;
     }
+    case OP_ALL_REDUCE: case OP_ALL_GATHER: case OP_AXIS_INDEX: /* need a mesh: tests/shard/sim_mesh.c */
     case OP_COUNT:
         break;
     }
@@ -238,6 +239,12 @@ static int eval_node(const IrGraph *g, int32_t id, double *const *vals, double *
 }
 
 double **ir_interp_run(const IrGraph *g, double *const *leaf, unsigned flags, char *err, size_t errlen) {
+    return ir_interp_run_part(g, NULL, leaf, flags, err, errlen);
+}
+
+/* need NULL: the whole graph, with given[] consulted for PARAM and INPUT only */
+double **ir_interp_run_part(const IrGraph *g, const unsigned char *need, double *const *given, unsigned flags,
+                            char *err, size_t errlen) {
     double **vals = calloc((size_t)(g->n ? g->n : 1), sizeof *vals);
     if (!vals) {
         ifail(err, errlen, "out of memory");
@@ -245,13 +252,25 @@ double **ir_interp_run(const IrGraph *g, double *const *leaf, unsigned flags, ch
     }
     for (int32_t id = 0; id < g->n; id++) {
         const IrNode *n = ir_node(g, id);
+        int is_given = need && given[id];
+        if (need && !need[id] && !is_given) continue;
         int64_t numel = ir_numel(n);
         vals[id] = malloc(sizeof **vals * (size_t)(numel ? numel : 1));
         if (!vals[id]) {
             ifail(err, errlen, "out of memory");
             goto fail;
         }
-        if (eval_node(g, id, vals, leaf, vals[id], err, errlen) < 0) goto fail;
+        if (is_given) {
+            memcpy(vals[id], given[id], sizeof **vals * (size_t)numel);
+            continue;
+        }
+        for (int i = 0; need && i < ir_op_info[n->op].nin; i++)
+            if (!vals[n->in[i]]) {
+                ifail(err, errlen, "%%%d (%s) needs %%%d, which is neither given nor computed", (int)id,
+                      ir_op_info[n->op].name, (int)n->in[i]);
+                goto fail;
+            }
+        if (eval_node(g, id, vals, given, vals[id], err, errlen) < 0) goto fail;
         if ((flags & IR_INTERP_ROUND_F32) && n->dtype == DT_F32)
             for (int64_t i = 0; i < numel; i++) vals[id][i] = (double)(float)vals[id][i];
     }
