@@ -39,6 +39,7 @@ typedef struct CgKernelRec {
     int nargs;          /* p[i] = regions[arg_region[i]] + arg_offset[i] */
     int8_t *arg_region;
     int64_t *arg_offset;
+    int32_t *arg_node;  /* IR node id of each argument (0: the root); -1 for the optimizer */
 } CgKernelRec;
 
 /* one emitted kernel function, shared by every call with its key */
@@ -74,6 +75,7 @@ typedef struct Cg {
     LLVMTypeRef entry_ty;   /* i32 (ptr regions, ptr svc) */
     LLVMTypeRef pfor_ty;    /* void (ptr ctx, ptr fn, ptr args, i64 n) */
     unsigned md_scope, md_noalias;
+    const char *features;   /* target feature string (cg_target_prepare; NULL before) */
     CgKernelRec *kernels;   /* calls */
     int nkernels, kcap;
     CgFunc *funcs;          /* distinct functions */
@@ -81,6 +83,8 @@ typedef struct Cg {
     int32_t *fhash;         /* open addressing index of funcs by key, -1 empty */
     int32_t fhcap;
     int no_dedup;           /* every call gets a function of its own */
+    int64_t bucket_bytes;   /* most bytes one merged dp gradient all-reduce covers (cg_entry.c) */
+    int mesh_dp, mesh_tp;   /* the mesh written into the manifest (>= 1) */
     CgSig sig;
     char err[512];
     int failed;

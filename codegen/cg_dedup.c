@@ -271,9 +271,11 @@ int cg_call_add(Cg *c, const char *name, const char *entry, const char *op, int 
     memset(r, 0, sizeof *r);
     r->arg_region = calloc((size_t)(nargs ? nargs : 1), sizeof *r->arg_region);
     r->arg_offset = calloc((size_t)(nargs ? nargs : 1), sizeof *r->arg_offset);
-    if (!r->arg_region || !r->arg_offset) {
+    r->arg_node = malloc((size_t)(nargs ? nargs : 1) * sizeof *r->arg_node);
+    if (!r->arg_region || !r->arg_offset || !r->arg_node) {
         free(r->arg_region);
         free(r->arg_offset);
+        free(r->arg_node);
         return cg_fail(c, "out of memory");
     }
     snprintf(r->name, sizeof r->name, "%s", name);
@@ -281,6 +283,7 @@ int cg_call_add(Cg *c, const char *name, const char *entry, const char *op, int 
     r->op = op;
     r->fn = fn;
     r->nargs = nargs;
+    for (int i = 0; i < nargs; i++) r->arg_node[i] = -1;
     c->funcs[fn].ncalls++;
     return c->nkernels++;
 }

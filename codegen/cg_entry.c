@@ -25,7 +25,21 @@
  *  - each SchedCopy is a memcpy from the value's place to the extra slot,
  *    right after the kernel the schedule names (copy.after; -1: at the
  *    start). A copy of a value with no place of its own (a constant, or an
- *    expression the schedule left inline) becomes a fill kernel instead.
+ *    expression the schedule left inline) becomes a fill kernel instead;
+ *  - a collective (passes/shard.c) is a step of its own, not a kernel: an
+ *    all_reduce copies its input into its place and calls
+ *    svc->all_reduce_sum there; an all_gather calls svc->all_gather from its
+ *    input's place into its own (the gathered dim must be the outermost one
+ *    with more than one element, so each rank's block is contiguous); an
+ *    axis_index stores svc->dp_rank or svc->tp_rank. A non-zero status from
+ *    a collective is returned by the entry at once. Consecutive dp
+ *    all-reduces into the grads region whose places follow each other (up
+ *    to the alignment padding) are merged: their copies first, then one
+ *    all_reduce_sum per bucket of at most Cg.bucket_bytes.
+ * Step rows are {fn, work, first, nargs, kind, aux, count}: kind 0 a kernel
+ * (fn set) or memcpy (fn NULL); 1 all_reduce (aux = axis | type << 8,
+ * count elements, work = bytes to copy first, 0: none); 2 all_gather (work
+ * = bytes per rank); 3 axis_index (aux = axis).
  */
 #include "cg.h"
 
@@ -33,9 +47,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { STEP_KERNEL = 0, STEP_ALL_REDUCE = 1, STEP_ALL_GATHER = 2, STEP_AXIS_INDEX = 3 };
+
 typedef struct Step {
     int key;            /* order: kernel k is 2k+1, what runs after it 2k+2, the start 0 */
     int call;           /* kernel call (index into Cg.kernels), or -1 */
+    int kind;           /* STEP_*: a collective when not STEP_KERNEL */
+    int axis, ctype;    /* collectives: mesh axis, DpocCollType */
+    int64_t count;      /* all_reduce: elements */
     int src_region, dst_region; /* memcpy when call is -1 */
     int64_t src_off, dst_off, bytes;
 } Step;
@@ -83,6 +102,44 @@ static int add_fill(EntryState *s, int32_t v, int region, int64_t offset, int af
     return 0;
 }
 
+/* the step of collective kernel k (root node v) */
+static int add_collective(EntryState *s, int k, int32_t v) {
+    Cg *c = s->c;
+    const IrGraph *g = s->e->g;
+    const SchedPlan *p = s->e->plan;
+    const IrNode *n = ir_node(g, v);
+    Step *st = add_step(s);
+    if (!st) return -1;
+    st->key = 2 * k + 1;
+    st->axis = (int)n->attr[0];
+    st->dst_region = p->region[v];
+    st->dst_off = p->offset[v];
+    if (n->op == OP_AXIS_INDEX) {
+        st->kind = STEP_AXIS_INDEX;
+        return 0;
+    }
+    int32_t in = n->in[0];
+    const IrNode *a = ir_node(g, in);
+    if (p->region[in] < 0) return cg_fail(c, "%s: %s %%%d reads %%%d, which has no place", s->e->name, ir_op_info[n->op].name, v, in);
+    st->src_region = p->region[in];
+    st->src_off = p->offset[in];
+    int64_t bytes = ir_numel(a) * (int64_t)ir_dtype_size((IrDType)a->dtype);
+    if (n->op == OP_ALL_REDUCE) {
+        st->kind = STEP_ALL_REDUCE;
+        st->ctype = a->dtype == DT_F64 ? DPOC_COLL_F64 : DPOC_COLL_F32;
+        st->count = ir_numel(a);
+        st->bytes = st->src_region == st->dst_region && st->src_off == st->dst_off ? 0 : bytes;
+        return 0;
+    }
+    for (int d = 0; d < n->attr[1]; d++)
+        if (a->shape[d] != 1)
+            return cg_fail(c, "%s: all_gather %%%d along dim %lld: the dims before it must have size 1", s->e->name, v,
+                           (long long)n->attr[1]);
+    st->kind = STEP_ALL_GATHER;
+    st->bytes = bytes;
+    return 0;
+}
+
 static int plan_steps(EntryState *s, const int *kcall) {
     Cg *c = s->c;
     const IrGraph *g = s->e->g;
@@ -116,12 +173,75 @@ static int plan_steps(EntryState *s, const int *kcall) {
         st->bytes = ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype);
     }
     for (int k = 0; k < p->nkernels; k++) {
+        int32_t root = p->kernels[k].root;
+        if (kcall[k] < 0 && (ir_op_info[ir_node(g, root)->op].flags & OPF_COLLECTIVE)) {
+            if (add_collective(s, k, root)) return -1;
+            continue;
+        }
         if (kcall[k] < 0) continue;
         Step *st = add_step(s);
         if (!st) return -1;
         st->key = 2 * k + 1;
         st->call = kcall[k];
     }
+    return 0;
+}
+
+/* merges runs of dp all-reduces over consecutive grads places (see the top) */
+static int merge_buckets(EntryState *s) {
+    Cg *c = s->c;
+    int alloc = 2 * s->nsteps + 1;
+    Step *out = malloc(sizeof *out * (size_t)alloc);
+    if (!out) return cg_fail(c, "out of memory");
+    int n = 0;
+    for (int i = 0; i < s->nsteps;) {
+        const Step *a = &s->steps[i];
+        int j = i + 1;
+        if (a->kind == STEP_ALL_REDUCE && a->axis == DPOC_AXIS_DP && a->dst_region == DPOC_R_GRADS) {
+            int64_t esz = a->ctype == DPOC_COLL_F64 ? 8 : 4, end = a->dst_off + a->count * esz;
+            while (j < s->nsteps) {
+                const Step *b = &s->steps[j];
+                if (b->kind != STEP_ALL_REDUCE || b->axis != a->axis || b->ctype != a->ctype || b->dst_region != a->dst_region ||
+                    b->dst_off < end || b->dst_off - end >= DPOC_REGION_ALIGN)
+                    break;
+                end = b->dst_off + b->count * esz;
+                j++;
+            }
+        }
+        if (j == i + 1) {
+            out[n++] = *a;
+            i++;
+            continue;
+        }
+        for (int t = i; t < j; t++) /* the copies into the places */
+            if (s->steps[t].bytes > 0) {
+                out[n] = s->steps[t];
+                out[n].kind = STEP_KERNEL;
+                out[n].call = -1;
+                n++;
+            }
+        int esz = a->ctype == DPOC_COLL_F64 ? 8 : 4;
+        for (int t = i; t < j;) { /* then one reduce per bucket */
+            int64_t start = s->steps[t].dst_off, stop = start + s->steps[t].count * esz;
+            int u = t + 1;
+            while (u < j && s->steps[u].dst_off + s->steps[u].count * esz - start <= c->bucket_bytes) {
+                stop = s->steps[u].dst_off + s->steps[u].count * esz;
+                u++;
+            }
+            out[n] = s->steps[t];
+            out[n].src_region = out[n].dst_region;
+            out[n].src_off = out[n].dst_off = start;
+            out[n].bytes = 0;
+            out[n].count = (stop - start) / esz;
+            n++;
+            t = u;
+        }
+        i = j;
+    }
+    free(s->steps);
+    s->steps = out;
+    s->nsteps = n;
+    s->cap = alloc;
     return 0;
 }
 
@@ -156,11 +276,12 @@ static LLVMValueRef const_global(Cg *c, LLVMTypeRef elt, LLVMValueRef *vals, int
  * of the file); NULL after cg_fail */
 static LLVMValueRef emit_entry_fn(Cg *c, const char *name, const Step *steps, int nsteps) {
     LLVMBuilderRef b = c->b;
-    LLVMTypeRef step_ty = LLVMStructTypeInContext(c->ctx, (LLVMTypeRef[]){c->ptr, c->i64, c->i64, c->i64}, 4, 0);
+    LLVMTypeRef step_ty =
+        LLVMStructTypeInContext(c->ctx, (LLVMTypeRef[]){c->ptr, c->i64, c->i64, c->i64, c->i64, c->i64, c->i64}, 7, 0);
     LLVMTypeRef place_ty = LLVMArrayType2(c->i64, 2);
     int nplaces = 0, maxargs = 2;
     for (int i = 0; i < nsteps; i++) {
-        int n = steps[i].call >= 0 ? c->kernels[steps[i].call].nargs : 2;
+        int n = steps[i].call >= 0 ? c->kernels[steps[i].call].nargs : steps[i].kind == STEP_AXIS_INDEX ? 1 : 2;
         nplaces += n;
         if (n > maxargs) maxargs = n;
     }
@@ -175,7 +296,7 @@ static LLVMValueRef emit_entry_fn(Cg *c, const char *name, const Step *steps, in
     int at = 0;
     for (int i = 0; i < nsteps; i++) {
         const Step *st = &steps[i];
-        LLVMValueRef f[4];
+        LLVMValueRef f[7];
         int first = at;
         if (st->call >= 0) {
             const CgKernelRec *r = &c->kernels[st->call];
@@ -189,13 +310,16 @@ static LLVMValueRef emit_entry_fn(Cg *c, const char *name, const Step *steps, in
             LLVMValueRef dst[2] = {cg_i64(c, st->dst_region), cg_i64(c, st->dst_off)};
             LLVMValueRef src[2] = {cg_i64(c, st->src_region), cg_i64(c, st->src_off)};
             places[at++] = LLVMConstArray2(c->i64, dst, 2);
-            places[at++] = LLVMConstArray2(c->i64, src, 2);
+            if (st->kind != STEP_AXIS_INDEX) places[at++] = LLVMConstArray2(c->i64, src, 2);
             f[0] = LLVMConstPointerNull(c->ptr);
             f[1] = cg_i64(c, st->bytes);
         }
         f[2] = cg_i64(c, first);
         f[3] = cg_i64(c, at - first);
-        rows[i] = LLVMConstStructInContext(c->ctx, f, 4, 0);
+        f[4] = cg_i64(c, st->call >= 0 ? STEP_KERNEL : st->kind);
+        f[5] = cg_i64(c, st->axis | st->ctype << 8);
+        f[6] = cg_i64(c, st->count);
+        rows[i] = LLVMConstStructInContext(c->ctx, f, 7, 0);
     }
     char gname[160];
     snprintf(gname, sizeof gname, "dpoc_%s_steps", name);
@@ -210,7 +334,9 @@ static LLVMValueRef emit_entry_fn(Cg *c, const char *name, const Step *steps, in
     LLVMSetLinkage(entry, LLVMInternalLinkage);
     LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(c->ctx, entry, "entry"));
     LLVMValueRef regions = LLVMGetParam(entry, 0), svc = LLVMGetParam(entry, 1);
-    LLVMTypeRef svc_ty = LLVMStructTypeInContext(c->ctx, (LLVMTypeRef[]){c->ptr, c->ptr}, 2, 0);
+    /* DpocServices: ctx, parallel_for, dp_rank, dp_size, tp_rank, tp_size, all_reduce_sum, all_gather */
+    LLVMTypeRef svc_ty = LLVMStructTypeInContext(
+        c->ctx, (LLVMTypeRef[]){c->ptr, c->ptr, c->i32, c->i32, c->i32, c->i32, c->ptr, c->ptr}, 8, 0);
     LLVMValueRef ctx = LLVMBuildLoad2(b, c->ptr, LLVMBuildStructGEP2(b, svc_ty, svc, 0, ""), "ctx");
     LLVMValueRef pf = LLVMBuildLoad2(b, c->ptr, LLVMBuildStructGEP2(b, svc_ty, svc, 1, ""), "parallel_for");
     LLVMValueRef argbuf = LLVMBuildAlloca(b, LLVMArrayType2(c->ptr, (uint64_t)maxargs), "args");
@@ -228,9 +354,60 @@ static LLVMValueRef emit_entry_fn(Cg *c, const char *name, const Step *steps, in
     LLVMValueRef base = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, regions, reg), "base");
     LLVMBuildStore(b, cg_gep(c, c->i8, base, off), cg_gep(c, c->ptr, argbuf, al.iv));
     cg_for_end(c, &al);
+    LLVMValueRef kind = LLVMBuildLoad2(b, c->i64, LLVMBuildStructGEP2(b, step_ty, row, 4, ""), "kind");
+    LLVMValueRef aux = LLVMBuildLoad2(b, c->i64, LLVMBuildStructGEP2(b, step_ty, row, 5, ""), "aux");
+    LLVMValueRef count = LLVMBuildLoad2(b, c->i64, LLVMBuildStructGEP2(b, step_ty, row, 6, ""), "count");
     LLVMBasicBlockRef kern = LLVMAppendBasicBlockInContext(c->ctx, entry, "kernel");
     LLVMBasicBlockRef copy = LLVMAppendBasicBlockInContext(c->ctx, entry, "copy");
     LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, entry, "next");
+    LLVMBasicBlockRef local = LLVMAppendBasicBlockInContext(c->ctx, entry, "local");
+    LLVMBasicBlockRef ar = LLVMAppendBasicBlockInContext(c->ctx, entry, "all_reduce");
+    LLVMBasicBlockRef ag = LLVMAppendBasicBlockInContext(c->ctx, entry, "all_gather");
+    LLVMBasicBlockRef ai = LLVMAppendBasicBlockInContext(c->ctx, entry, "axis_index");
+    LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(c->ctx, entry, "comm_failed");
+    LLVMValueRef sw = LLVMBuildSwitch(b, kind, local, 3);
+    LLVMAddCase(sw, cg_i64(c, STEP_ALL_REDUCE), ar);
+    LLVMAddCase(sw, cg_i64(c, STEP_ALL_GATHER), ag);
+    LLVMAddCase(sw, cg_i64(c, STEP_AXIS_INDEX), ai);
+    LLVMPositionBuilderAtEnd(b, ar);
+    {
+        LLVMValueRef ax = LLVMBuildTrunc(b, LLVMBuildAnd(b, aux, cg_i64(c, 255), ""), c->i32, "");
+        LLVMValueRef ty = LLVMBuildTrunc(b, LLVMBuildLShr(b, aux, cg_i64(c, 8), ""), c->i32, "");
+        LLVMValueRef dst = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, argbuf, cg_i64(c, 0)), "dst");
+        LLVMValueRef src = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, argbuf, cg_i64(c, 1)), "src");
+        LLVMBuildMemCpy(b, dst, 1, src, 1, work); /* work is 0 when the sum is already in place */
+        LLVMTypeRef fty = LLVMFunctionType(c->i32, (LLVMTypeRef[]){c->ptr, c->i32, c->ptr, c->i64, c->i32}, 5, 0);
+        LLVMValueRef f = LLVMBuildLoad2(b, c->ptr, LLVMBuildStructGEP2(b, svc_ty, svc, 6, ""), "all_reduce_sum");
+        LLVMValueRef rc = LLVMBuildCall2(b, fty, f, (LLVMValueRef[]){ctx, ax, dst, count, ty}, 5, "rc");
+        LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(c->ctx, entry, "all_reduce_ok");
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, rc, LLVMConstInt(c->i32, 0, 0), ""), ok, fail);
+        LLVMPositionBuilderAtEnd(b, ok);
+        LLVMBuildBr(b, next);
+        LLVMPositionBuilderAtEnd(b, fail);
+        LLVMValueRef phi_rc = LLVMBuildPhi(b, c->i32, "status");
+        LLVMAddIncoming(phi_rc, &rc, &ar, 1);
+        LLVMBuildRet(b, phi_rc);
+        LLVMPositionBuilderAtEnd(b, ag);
+        LLVMValueRef ax2 = LLVMBuildTrunc(b, LLVMBuildAnd(b, aux, cg_i64(c, 255), ""), c->i32, "");
+        LLVMValueRef dst2 = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, argbuf, cg_i64(c, 0)), "recv");
+        LLVMValueRef src2 = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, argbuf, cg_i64(c, 1)), "send");
+        LLVMTypeRef gty = LLVMFunctionType(c->i32, (LLVMTypeRef[]){c->ptr, c->i32, c->ptr, c->ptr, c->i64}, 5, 0);
+        LLVMValueRef gf = LLVMBuildLoad2(b, c->ptr, LLVMBuildStructGEP2(b, svc_ty, svc, 7, ""), "all_gather");
+        LLVMValueRef rc2 = LLVMBuildCall2(b, gty, gf, (LLVMValueRef[]){ctx, ax2, src2, dst2, work}, 5, "rc");
+        LLVMBasicBlockRef ok2 = LLVMAppendBasicBlockInContext(c->ctx, entry, "all_gather_ok");
+        LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, rc2, LLVMConstInt(c->i32, 0, 0), ""), ok2, fail);
+        LLVMAddIncoming(phi_rc, &rc2, &ag, 1);
+        LLVMPositionBuilderAtEnd(b, ok2);
+        LLVMBuildBr(b, next);
+        LLVMPositionBuilderAtEnd(b, ai);
+        LLVMValueRef isdp = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildAnd(b, aux, cg_i64(c, 255), ""), cg_i64(c, DPOC_AXIS_DP), "");
+        LLVMValueRef dpr = LLVMBuildLoad2(b, c->i32, LLVMBuildStructGEP2(b, svc_ty, svc, 2, ""), "dp_rank");
+        LLVMValueRef tpr = LLVMBuildLoad2(b, c->i32, LLVMBuildStructGEP2(b, svc_ty, svc, 4, ""), "tp_rank");
+        LLVMValueRef dst3 = LLVMBuildLoad2(b, c->ptr, cg_gep(c, c->ptr, argbuf, cg_i64(c, 0)), "dst");
+        LLVMBuildStore(b, LLVMBuildSelect(b, isdp, dpr, tpr, ""), dst3);
+        LLVMBuildBr(b, next);
+    }
+    LLVMPositionBuilderAtEnd(b, local);
     LLVMBuildCondBr(b, LLVMBuildIsNull(b, fn, ""), copy, kern);
     LLVMPositionBuilderAtEnd(b, kern);
     LLVMBuildCall2(b, c->pfor_ty, pf, (LLVMValueRef[]){ctx, fn, argbuf, work}, 4, "");
@@ -281,6 +458,7 @@ LLVMValueRef cg_emit_entry(Cg *c, const CodegenEntry *e) {
             cg_fail(c, "%s: kernel %d (%s %%%d) has no place for its result", e->name, k, ir_op_info[n->op].name, sk->root);
             goto done;
         }
+        if (ir_op_info[n->op].flags & OPF_COLLECTIVE) continue; /* a step of its own (plan_steps) */
         member[sk->root] = 1;
         for (int j = 0; j < sk->nmembers; j++) member[p->members[sk->first + j]] = 1;
         char name[128];
@@ -303,6 +481,7 @@ LLVMValueRef cg_emit_entry(Cg *c, const CodegenEntry *e) {
         s.steps[j + 1] = t;
     }
 
+    if (merge_buckets(&s)) goto done;
     entry = emit_entry_fn(c, e->name, s.steps, s.nsteps);
 done:
     free(s.root_kernel);

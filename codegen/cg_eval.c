@@ -272,6 +272,7 @@ LLVMValueRef cg_eval(CgKern *k, int32_t id, CgIndex *ix) {
         return LLVMBuildSelect(b, valid, v, zero_of(c, t), "");
     }
     case OP_REDUCE_SUM: case OP_REDUCE_MAX: case OP_MATMUL: case OP_SCATTER_ADD_ROWS: case OP_COUNT:
+    case OP_ALL_REDUCE: case OP_ALL_GATHER: case OP_AXIS_INDEX: /* entry steps of their own (cg_entry.c) */
         break;
     }
     cg_fail(c, "%s %%%d is read by a kernel but has no place in the schedule and cannot be computed inline",

@@ -11,10 +11,16 @@
  *    coordinates computed once per row, so the inner loop is affine in the
  *    last coordinate.
  *  - reduce_sum / reduce_max over an axis: input [outer, R, inner], work =
- *    outer * inner output positions. Every output element accumulates its R
- *    inputs in order r = 0..R-1 starting from 0 (sum) or -inf (max); for
- *    inner > 1 the loop over r is outside the loop over a run of inner
- *    positions, which vectorises without changing any element's order.
+ *    outer * inner output positions. For inner > 1 every output element
+ *    accumulates its R inputs in order r = 0..R-1 starting from 0 (sum) or
+ *    -inf (max), the loop over r outside the loop over a run of inner
+ *    positions, which vectorises without changing any element's order. For
+ *    inner == 1 (the last axis) and R >= 16, eight lanes take r mod 8 and
+ *    are combined by a fixed pairwise tree, then the last R mod 8 inputs
+ *    follow in order: a fixed order that depends on R only.
+ *  - matmul, f32: cg_gemm.c (packed panels, register-blocked micro-kernel;
+ *    work = output tiles). f64 (gradient-check builds), or with
+ *    DPOC_NO_GEMM=1, this plain loop:
  *  - matmul: work = batch * M output rows. Row (b, m) starts at zero and adds
  *    A[m,k] * B[k,n] for k = 0..K-1 in order: i-k-j when B is not transposed
  *    (inner loop contiguous over n), a dot product over k per (m, n) when it
@@ -32,6 +38,7 @@
  * output) for the manifest.
  */
 #include "cg.h"
+#include "cg_gemm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,13 +119,40 @@ static void emit_reduce(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     LLVMValueRef init = reduce_init(c, (IrOp)n->op, t);
     CgFor l, r;
     if (inner == 1) {
-        /* one output per position; the accumulator lives in a stack slot
-         * that SROA turns into a register */
-        LLVMValueRef slot = entry_alloca(k, ty);
+        /* one output per position; the accumulators live in stack slots
+         * that SROA turns into registers. With R >= 2*RED_LANES the first
+         * R8 inputs go to RED_LANES partial results (lane j takes r = j mod
+         * RED_LANES, in increasing r), combined as a fixed pairwise tree
+         * ((a0 a1)(a2 a3))((a4 a5)(a6 a7)); the remaining r < R go on in
+         * order. Independent lanes let the loop run at vector width
+         * (SLP-vectorised) instead of one dependent add per cycle, and the
+         * order is still a function of R alone. */
+        enum { RED_LANES = 8 };
+        int64_t R8 = R >= 2 * RED_LANES ? R / RED_LANES * RED_LANES : 0;
+        LLVMValueRef slot = entry_alloca(k, ty), lane[RED_LANES];
+        for (int j = 0; j < RED_LANES && R8; j++) lane[j] = entry_alloca(k, ty);
         cg_for_begin(c, &l, begin, end, "p");
         LLVMValueRef base = LLVMBuildNSWMul(c->b, l.iv, cg_i64(c, R), "");
-        LLVMBuildStore(c->b, init, slot);
-        cg_for_begin(c, &r, cg_i64(c, 0), cg_i64(c, R), "r");
+        if (R8) {
+            CgFor rv;
+            for (int j = 0; j < RED_LANES; j++) LLVMBuildStore(c->b, init, lane[j]);
+            cg_for_begin(c, &rv, cg_i64(c, 0), cg_i64(c, R8 / RED_LANES), "rv");
+            LLVMValueRef r0 = LLVMBuildNSWAdd(c->b, base, LLVMBuildNSWMul(c->b, rv.iv, cg_i64(c, RED_LANES), ""), "");
+            for (int j = 0; j < RED_LANES; j++) {
+                CgIndex ix = {.flat = LLVMBuildNSWAdd(c->b, r0, cg_i64(c, j), "")};
+                LLVMValueRef v = cg_eval(k, n->in[0], &ix);
+                LLVMBuildStore(c->b, cg_binary(c, comb, t, LLVMBuildLoad2(c->b, ty, lane[j], ""), v), lane[j]);
+            }
+            cg_for_end(c, &rv);
+            LLVMValueRef acc[RED_LANES];
+            for (int j = 0; j < RED_LANES; j++) acc[j] = LLVMBuildLoad2(c->b, ty, lane[j], "");
+            for (int w = RED_LANES; w > 1; w /= 2)
+                for (int j = 0; j < w / 2; j++) acc[j] = cg_binary(c, comb, t, acc[2 * j], acc[2 * j + 1]);
+            LLVMBuildStore(c->b, acc[0], slot);
+        } else {
+            LLVMBuildStore(c->b, init, slot);
+        }
+        cg_for_begin(c, &r, cg_i64(c, R8), cg_i64(c, R), "r");
         CgIndex ix = {.flat = LLVMBuildNSWAdd(c->b, base, r.iv, "")};
         LLVMValueRef v = cg_eval(k, n->in[0], &ix);
         LLVMBuildStore(c->b, cg_binary(c, comb, t, LLVMBuildLoad2(c->b, ty, slot, ""), v), slot);
@@ -278,7 +312,10 @@ static int emit_body(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, 
     LLVMValueRef begin = LLVMGetParam(fn, 1), end = LLVMGetParam(fn, 2);
     switch ((IrOp)n->op) {
     case OP_REDUCE_SUM: case OP_REDUCE_MAX: emit_reduce(&k, begin, end); break;
-    case OP_MATMUL: emit_matmul(&k, begin, end); break;
+    case OP_MATMUL:
+        if (cg_gemm_applies(g, root)) cg_emit_gemm(&k, begin, end, NULL); /* f32: packed tiles */
+        else emit_matmul(&k, begin, end);
+        break;
     case OP_SCATTER_ADD_ROWS: emit_scatter(&k, begin, end); break;
     default: emit_map(&k, begin, end); break;
     }
@@ -336,11 +373,14 @@ int cg_emit_kernel(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, co
     CgKernelRec *rec = &c->kernels[ci];
     rec->arg_region[0] = (int8_t)out_region;
     rec->arg_offset[0] = out_offset;
+    rec->arg_node[0] = root;
     for (int i = 1; i < s->nargs; i++) {
         rec->arg_region[i] = p->region[s->args[i]];
         rec->arg_offset[i] = p->offset[s->args[i]];
+        rec->arg_node[i] = s->args[i];
     }
     kernel_cost(g, root, s->flops, &rec->work, &rec->flops);
+    if (cg_gemm_applies(g, root)) rec->work = cg_gemm_work(c, g, root); /* tiles */
     rec->bytes = s->in_bytes + ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype);
     return c->failed ? -1 : ci;
 }

@@ -30,6 +30,30 @@ static cJSON *shape_json(int ndim, const int64_t *shape) {
     return a;
 }
 
+/* "full_shape" (the unsplit shape) and "shard": null or {"axis": "tp"|"dp",
+ * "dim": k} — rank r of the axis holds the block [r*n/size, (r+1)*n/size) */
+static void add_shard_json(cJSON *x, const TensorEntry *te, const CodegenOptions *o) {
+    int64_t full[IR_MAX_DIMS];
+    int dim = -1, axis = -1;
+    for (int d = 0; d < te->ndim; d++) {
+        full[d] = te->shape[d];
+        int a = te->shard[d];
+        if (a < 0 || a >= IR_MESH_AXES) continue;
+        int size = a == IR_MESH_DP ? o->mesh_dp : o->mesh_tp;
+        full[d] *= size > 1 ? size : 1;
+        dim = d;
+        axis = a;
+    }
+    cJSON_AddItemToObject(x, "full_shape", shape_json(te->ndim, full));
+    if (dim < 0) {
+        cJSON_AddNullToObject(x, "shard");
+        return;
+    }
+    cJSON *sh = cJSON_AddObjectToObject(x, "shard");
+    cJSON_AddStringToObject(sh, "axis", axis == IR_MESH_DP ? "dp" : "tp");
+    cJSON_AddNumberToObject(sh, "dim", dim);
+}
+
 char *cg_manifest_json(Cg *c, const CodegenEntry *entries, int nentries, const TensorTable *tt,
                        const CodegenOptions *o, const CgTarget *t) {
     cJSON *root = cJSON_CreateObject();
@@ -39,8 +63,8 @@ char *cg_manifest_json(Cg *c, const CodegenEntry *entries, int nentries, const T
     cJSON_AddStringToObject(tg, "cpu", t->cpu);
     cJSON_AddStringToObject(tg, "features", t->features);
     cJSON *mesh = cJSON_AddObjectToObject(root, "mesh");
-    cJSON_AddNumberToObject(mesh, "dp", 1);
-    cJSON_AddNumberToObject(mesh, "tp", 1);
+    cJSON_AddNumberToObject(mesh, "dp", o->mesh_dp > 1 ? o->mesh_dp : 1);
+    cJSON_AddNumberToObject(mesh, "tp", o->mesh_tp > 1 ? o->mesh_tp : 1);
 
     int64_t arena = 0;
     for (int i = 0; i < nentries; i++)
@@ -64,6 +88,7 @@ char *cg_manifest_json(Cg *c, const CodegenEntry *entries, int nentries, const T
         cJSON_AddNumberToObject(x, "offset", (double)te->offset);
         cJSON_AddStringToObject(x, "role", role_names[te->role]);
         cJSON_AddBoolToObject(x, "decay", te->decay != 0);
+        add_shard_json(x, te, o);
         cJSON_AddItemToArray(tensors, x);
     }
 
@@ -95,6 +120,10 @@ char *cg_manifest_json(Cg *c, const CodegenEntry *entries, int nentries, const T
             cJSON_AddItemToArray(pl, cJSON_CreateNumber(k->arg_region[a]));
             cJSON_AddItemToArray(pl, cJSON_CreateNumber((double)k->arg_offset[a]));
             cJSON_AddItemToArray(args, pl);
+        }
+        if (k->nargs > 0 && k->arg_node[0] >= 0) { /* graph kernels: the IR node of each argument */
+            cJSON *nodes = cJSON_AddArrayToObject(x, "nodes");
+            for (int a = 0; a < k->nargs; a++) cJSON_AddItemToArray(nodes, cJSON_CreateNumber(k->arg_node[a]));
         }
         cJSON_AddItemToArray(kernels, x);
     }
@@ -163,19 +192,22 @@ void cg_emit_manifest(Cg *c, const char *json, const CgTarget *t, LLVMValueRef t
     free(fns);
 
     LLVMValueRef null = LLVMConstPointerNull(c->ptr);
+    /* the generation entries, when emitted (cg_emit_entry names them dpoc_<entry>) */
+    LLVMValueRef prefill = LLVMGetNamedFunction(c->mod, "dpoc_prefill");
+    LLVMValueRef decode = LLVMGetNamedFunction(c->mod, "dpoc_decode");
     LLVMValueRef v[14] = {
         LLVMConstInt(c->i32, DPOC_ABI_MAGIC, 0),
         LLVMConstInt(c->i32, DPOC_ABI_VERSION, 0),
         const_cstr(c, t->cpu, "dpoc_target_cpu"),
         const_cstr(c, t->features, "dpoc_target_features"),
-        LLVMConstInt(c->i32, 1, 0),
-        LLVMConstInt(c->i32, 1, 0),
+        LLVMConstInt(c->i32, (unsigned long long)c->mesh_dp, 0),
+        LLVMConstInt(c->i32, (unsigned long long)c->mesh_tp, 0),
         const_cstr(c, json, "dpoc_json"),
         train ? train : null,
         logps ? logps : null,
         optim ? optim : null,
-        null, /* prefill */
-        null, /* decode */
+        prefill ? prefill : null,
+        decode ? decode : null,
         LLVMConstInt(c->i32, (unsigned long long)c->nkernels, 0),
         ktab,
     };

@@ -11,7 +11,11 @@
  * regions; its function is never shared.
  *
  * Hyper-parameters come from the `adamw` input, f64[8] = {lr, beta1, beta2,
- * eps, weight_decay, bias_correction1, bias_correction2, 0}. The scalars are
+ * eps, weight_decay, bias_correction1, bias_correction2, moment offset}.
+ * The moment offset (0 for the whole region) lets a runtime keep AdamW's
+ * moments for a slice [lo, hi) of the elements only (ZeRO-1): element e's
+ * moments are then adam_m[e - offset] and adam_v[e - offset], and the
+ * runtime calls the kernel on [lo, hi) with offset = lo. The scalars are
  * derived in double and rounded once to the parameter dtype, and the update
  * follows PyTorch's single-tensor AdamW step by step:
  *   p = p * (1 - lr*wd)                 (only where decay applies)
@@ -104,6 +108,7 @@ LLVMValueRef cg_emit_optimizer(Cg *c, const TensorTable *tt, const TensorEntry *
     for (int i = 0; i < CODEGEN_ADAMW_N; i++) h[i] = LLVMBuildLoad2(b, c->f64, cg_gep(c, c->f64, H, cg_i64(c, i)), "");
     LLVMValueRef one = LLVMConstReal(c->f64, 1.0);
     LLVMValueRef lr = h[0], b1 = h[1], b2 = h[2], eps = h[3], wd = h[4], bc1 = h[5], bc2 = h[6];
+    LLVMValueRef mv_off = LLVMBuildFPToSI(b, h[7], c->i64, "mv_off"); /* ZeRO-1: moments of a slice */
     LLVMValueRef w1 = to_t(c, LLVMBuildFSub(b, one, b1, ""), T);          /* lerp weight */
     LLVMValueRef b2t = to_t(c, b2, T);
     LLVMValueRef w2 = to_t(c, LLVMBuildFSub(b, one, b2, ""), T);
@@ -125,7 +130,8 @@ LLVMValueRef cg_emit_optimizer(Cg *c, const TensorTable *tt, const TensorEntry *
     LLVMValueRef mult = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntNE, f2, cg_i64(c, 0), ""), dmul, onet, "");
     cg_for_begin(c, &el, lo, hi, "e");
     LLVMValueRef pp = cg_gep(c, T, P, el.iv), gp = cg_gep(c, T, G, el.iv);
-    LLVMValueRef mp = cg_gep(c, T, Mm, el.iv), vp = cg_gep(c, T, Vv, el.iv);
+    LLVMValueRef mi = LLVMBuildSub(b, el.iv, mv_off, "");
+    LLVMValueRef mp = cg_gep(c, T, Mm, mi), vp = cg_gep(c, T, Vv, mi);
     LLVMValueRef p = LLVMBuildLoad2(b, T, pp, ""), g = LLVMBuildLoad2(b, T, gp, "");
     LLVMValueRef m = LLVMBuildLoad2(b, T, mp, ""), v = LLVMBuildLoad2(b, T, vp, "");
     p = LLVMBuildFMul(b, p, mult, "");

@@ -55,6 +55,7 @@ void cg_dispose(Cg *c) {
     for (int i = 0; i < c->nkernels; i++) {
         free(c->kernels[i].arg_region);
         free(c->kernels[i].arg_offset);
+        free(c->kernels[i].arg_node);
     }
     free(c->kernels);
     for (int i = 0; i < c->nfuncs; i++) free(c->funcs[i].key);

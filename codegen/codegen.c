@@ -43,6 +43,7 @@ static int table_with_adamw(const TensorTable *tt, int with_optimizer, TensorTab
     memset(e, 0, sizeof *e);
     snprintf(e->name, sizeof e->name, "%s", CODEGEN_ADAMW_INPUT);
     e->dtype = DT_F64;
+    memset(e->shard, -1, sizeof e->shard); /* IR_SHARD_NONE: replicated */
     e->ndim = 1;
     e->shape[0] = CODEGEN_ADAMW_N;
     e->region = DPOC_R_INPUTS;
@@ -55,8 +56,10 @@ static int table_with_adamw(const TensorTable *tt, int with_optimizer, TensorTab
 static int check_entries(const CodegenEntry *entries, int nentries, char *err, size_t errlen) {
     for (int i = 0; i < nentries; i++) {
         const char *n = entries[i].name;
-        if (!n || (strcmp(n, "train_step") != 0 && strcmp(n, "logps") != 0)) {
-            snprintf(err, errlen, "entry '%s' is not one the ABI knows (train_step, logps)", n ? n : "(null)");
+        if (!n || (strcmp(n, "train_step") != 0 && strcmp(n, "logps") != 0 && strcmp(n, "prefill") != 0 &&
+                   strcmp(n, "decode") != 0)) {
+            snprintf(err, errlen, "entry '%s' is not one the ABI knows (train_step, logps, prefill, decode)",
+                     n ? n : "(null)");
             return -1;
         }
         if (!entries[i].g || !entries[i].plan) {
@@ -106,13 +109,17 @@ int codegen_build_so(const CodegenEntry *entries, int nentries, const TensorTabl
     cg_init(&c, "dpoc_step");
     const char *nd = getenv("DPOC_NO_KERNEL_DEDUP");
     c.no_dedup = o->no_kernel_dedup || (nd && *nd && strcmp(nd, "0") != 0);
+    c.bucket_bytes = o->bucket_bytes > 0 ? o->bucket_bytes : (int64_t)16 << 20;
+    c.mesh_dp = o->mesh_dp > 1 ? o->mesh_dp : 1;
+    c.mesh_tp = o->mesh_tp > 1 ? o->mesh_tp : 1;
     if (cg_target_prepare(&c, o, &t)) goto done;
 
     for (int i = 0; i < nentries; i++) {
         LLVMValueRef fn = cg_emit_entry(&c, &entries[i]);
         if (!fn) goto done;
         if (strcmp(entries[i].name, "train_step") == 0) train = fn;
-        else logps = fn;
+        else if (strcmp(entries[i].name, "logps") == 0) logps = fn;
+        /* prefill and decode: cg_emit_manifest finds dpoc_prefill / dpoc_decode by name */
     }
     if (o->with_optimizer) {
         optim = cg_emit_optimizer(&c, &tab, tensor_table_find(&tab, CODEGEN_ADAMW_INPUT, TR_INPUT));

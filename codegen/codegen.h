@@ -47,6 +47,8 @@ typedef struct CodegenOptions {
     const char *config_json;     /* JSON text embedded under "config", or NULL */
     int with_optimizer;          /* emit optimizer_step (AdamW) */
     int no_kernel_dedup;         /* one function per kernel call (debugging) */
+    int mesh_dp, mesh_tp;        /* the mesh the entries were sharded for (0: 1) */
+    int64_t bucket_bytes;        /* most bytes one merged dp gradient all-reduce covers (0: 16 MiB) */
 } CodegenOptions;
 
 /* Name of the AdamW hyper-parameter input and its element count. */

@@ -433,8 +433,9 @@ int model_cfg_load_str(const char *text, size_t len, const char *fname, ModelCfg
     Rd r = {&d, cfg, err, errlen};
     if (ydoc_load(&d, text, len, cfg->path, err, errlen)) goto fail;
 
-    enum { NAME, DTYPE, VOCAB, HIDDEN, ARCH, LOSS, REF, TRAIN, NK };
-    static const char *const keys[NK] = {"name", "dtype", "vocab_size", "hidden_size", "architecture", "loss", "reference", "train"};
+    enum { NAME, DTYPE, VOCAB, HIDDEN, ARCH, LOSS, REF, TRAIN, PARALLEL, NK };
+    static const char *const keys[NK] = {"name", "dtype", "vocab_size", "hidden_size", "architecture", "loss", "reference", "train",
+                                         "parallel"};
     yaml_node_t *v[NK];
     SrcLoc kl[NK];
     yaml_node_t *root = ydoc_root(&d);
@@ -468,6 +469,9 @@ int model_cfg_load_str(const char *text, size_t len, const char *fname, ModelCfg
     if (read_architecture(&r, v[ARCH], kl[ARCH])) goto fail;
     if (read_train(&r, v[TRAIN], kl[TRAIN])) goto fail;
     if (check_sizes(&r, kl[TRAIN])) goto fail;
+    cfg->mesh_dp = cfg->mesh_tp = 1;
+    cfg->parallel_loc = kl[TRAIN];
+    if (v[PARALLEL] && mesh_cfg_read(&d, v[PARALLEL], kl[PARALLEL], cfg, err, errlen)) goto fail;
 
     int ref_given = v[REF] != NULL;
     cfg->reference = REF_PRECOMPUTED;

@@ -76,5 +76,30 @@ void loss_cfg_free(LossCfg *loss);
 int loss_check(LossCfg *loss, int have_ref, char *err, size_t errlen);
 /* 1 when s is a built-in per-pair name or function of the loss language. */
 int loss_name_reserved(const char *s);
+/* reads `parallel: {dp: D, tp: T}` into cfg->mesh_dp/mesh_tp (cfg_mesh.c) */
+int mesh_cfg_read(YDoc *d, yaml_node_t *n, SrcLoc at, ModelCfg *cfg, char *err, size_t errlen);
+
+/* ---- graph building (model_graph.c), shared with model_generate.c -------- */
+
+/* Builder state: the residual stream is [N, H], N = S*T rows of S sequences. */
+typedef struct Gb {
+    const ModelCfg *cfg;
+    IrGraph *g;
+    IrDType dt;
+    int64_t S, T, N, H, V;
+    const char *prefix; /* "" for the policy, "ref:" for the online reference */
+    int role;           /* IR_PARAM_TRAINABLE or IR_PARAM_FROZEN */
+} Gb;
+
+/* The module builders of model_graph.c, stamped with the current location:
+ * a parameter (prefixed), y = x W^T (+ bias), rmsnorm, rotate-half RoPE of
+ * x [S, h, T, d] with cos/sin tables [T, d], [N, h*d] -> [S, h, T, d], and
+ * one module of a block (rmsnorm, attention over the whole sequence, mlp). */
+int32_t fe_param(Gb *b, const char *name, int ndim, int64_t d0, int64_t d1);
+int32_t fe_linear(Gb *b, int32_t x, const char *base, int64_t in, int64_t out, int bias);
+int32_t fe_rmsnorm(Gb *b, int32_t x, const char *wname, double eps);
+int32_t fe_rope(Gb *b, int32_t x, int64_t d, int32_t cos_t, int32_t sin_t);
+int32_t fe_heads_first(Gb *b, int32_t x, int64_t h, int64_t d);
+int32_t fe_apply_module(Gb *b, const ModuleCfg *m, int32_t x, int64_t layer);
 
 #endif

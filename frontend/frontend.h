@@ -126,6 +126,8 @@ typedef struct ModelCfg {
     SrcLoc reference_loc;
     int64_t pairs;        /* preference pairs per micro-batch (2*pairs sequences) */
     int64_t seq_len;
+    int64_t mesh_dp, mesh_tp; /* `parallel: {dp, tp}` (1 when absent); pairs is per dp rank */
+    SrcLoc parallel_loc;
 } ModelCfg;
 
 /* Load and check a model YAML. 0 ok; -1 with "file:line:col: message" in err
@@ -135,6 +137,13 @@ int model_cfg_load(const char *path, ModelCfg *cfg, char *err, size_t errlen);
  * `use:` loss files (looked up in <dir of fname>/losses/). */
 int model_cfg_load_str(const char *text, size_t len, const char *fname, ModelCfg *cfg, char *err, size_t errlen);
 void model_cfg_free(ModelCfg *cfg);
+/* Parses a --mesh value "dp=D,tp=T" (either part may be left out: 1).
+ * 0 ok, -1 with a message naming the text in err. (frontend/cfg_mesh.c) */
+int model_mesh_parse(const char *text, int64_t *dp, int64_t *tp, char *err, size_t errlen);
+/* Checks that the model can be split dp x tp: every dim the sharding pass
+ * splits over tp (heads, kv_heads, intermediate_size, vocab_size) is
+ * divisible by tp. 0 ok, -1 with "file:line:col: message" in err. */
+int model_mesh_check(const ModelCfg *cfg, int64_t dp, int64_t tp, char *err, size_t errlen);
 
 const char *ref_mode_name(RefMode m);
 const char *module_kind_name(ModuleKind k);
@@ -159,6 +168,23 @@ typedef struct BuildOptions {
  * for the online reference, ref_logps. BUILD_LOGPS outputs: logps and
  * optionally logits. 0 ok, -1 with a message in err. */
 int model_build_graph(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, IrGraph *g, char *err, size_t errlen);
+
+/* Generation graphs (frontend/model_generate.c, docs/step-abi.md
+ * "Generation"): a chunk of `chunk` tokens at positions pos..pos+chunk-1
+ * attends to a KV cache of max_context positions (cache slots < pos) and to
+ * itself causally. Inputs <entry>_tokens i32[chunk], gen_pos i32[1],
+ * kv_cache.<layer> [2, kv_heads, max_context, head_dim] (k then v, read
+ * only); outputs <entry>_logits [chunk, V] and <entry>_kv.<layer>
+ * [2, kv_heads, chunk, head_dim] (the chunk's rotated keys and its values,
+ * which the runtime copies into the cache). entry is "prefill" or "decode". */
+typedef struct GenBuildOptions {
+    const char *entry;     /* names the tokens/logits/kv outputs */
+    int64_t chunk;         /* tokens per call (1 for decode) */
+    int64_t max_context;   /* cache positions */
+    IrDType dtype;         /* DT_F32 or DT_F64 */
+} GenBuildOptions;
+
+int model_build_generate(const ModelCfg *cfg, const GenBuildOptions *opt, IrGraph *g, char *err, size_t errlen);
 
 /* The per-sequence values a loss expression reads, as ids in g, each of
  * shape [2B] (rows 0..B-1 chosen, B..2B-1 rejected) and one float dtype. */

@@ -33,14 +33,7 @@
 
 #include "fe_internal.h"
 
-typedef struct Gb {
-    const ModelCfg *cfg;
-    IrGraph *g;
-    IrDType dt;
-    int64_t S, T, N, H, V;
-    const char *prefix; /* "" for the policy, "ref:" for the online reference */
-    int role;           /* IR_PARAM_TRAINABLE or IR_PARAM_FROZEN */
-} Gb;
+/* Gb (the builder state) is declared in fe_internal.h: model_generate.c shares it. */
 
 static void loc(Gb *b, SrcLoc l) { ir_set_loc(b->g, l.file, l.line, l.col); }
 
@@ -302,3 +295,13 @@ int model_build_graph(const ModelCfg *cfg, BuildKind kind, const BuildOptions *o
     g->cur_loc = saved;
     return rc;
 }
+
+/* ---- the module builders, for model_generate.c (fe_internal.h) ---------- */
+int32_t fe_param(Gb *b, const char *name, int ndim, int64_t d0, int64_t d1) { return param(b, name, ndim, d0, d1); }
+int32_t fe_linear(Gb *b, int32_t x, const char *base, int64_t in, int64_t out, int bias) {
+    return linear(b, x, base, in, out, bias);
+}
+int32_t fe_rmsnorm(Gb *b, int32_t x, const char *wname, double eps) { return rmsnorm(b, x, wname, eps); }
+int32_t fe_rope(Gb *b, int32_t x, int64_t d, int32_t cos_t, int32_t sin_t) { return rope(b, x, d, cos_t, sin_t); }
+int32_t fe_heads_first(Gb *b, int32_t x, int64_t h, int64_t d) { return heads_first(b, x, h, d); }
+int32_t fe_apply_module(Gb *b, const ModuleCfg *m, int32_t x, int64_t layer) { return apply_module(b, m, x, layer); }

@@ -12,6 +12,7 @@
  * their byte offset, so nodes stay plain data that can be copied and hashed.
  */
 #include "ir.h"
+#include "text.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -41,6 +42,7 @@ void ir_free(IrGraph *g) {
     free(g->strs);
     free(g->outs);
     free(g->strhash);
+    ir_kernels_clear(g);
     ir_init(g);
 }
 
@@ -82,6 +84,7 @@ int ir_copy(IrGraph *dst, const IrGraph *src) {
     dst->outcap = src->outcap;
     dst->cur_loc = src->cur_loc;
     memcpy(dst->err, src->err, sizeof dst->err);
+    if (ir_kernels_copy(dst, src)) goto oom;
     return 0;
 oom:
     ir_free(dst);

@@ -247,6 +247,22 @@ static int infer_rule(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         n->ndim = (uint8_t)(a->ndim + 1);
         n->shape[a->ndim] = n->attr[0];
         return 0;
+    case OP_ALL_REDUCE:
+        if (n->attr[0] < 0 || n->attr[0] >= IR_MESH_AXES) return fail(err, errlen, "all_reduce: axis %lld is not a mesh axis", (long long)n->attr[0]);
+        if (!ir_dtype_is_float((IrDType)a->dtype)) return fail(err, errlen, "all_reduce needs a float operand");
+        copy_type(n, a);
+        return 0;
+    case OP_ALL_GATHER:
+        if (n->attr[0] < 0 || n->attr[0] >= IR_MESH_AXES) return fail(err, errlen, "all_gather: axis %lld is not a mesh axis", (long long)n->attr[0]);
+        if (check_axis(n->attr[1], a->ndim, err, errlen)) return -1;
+        if (n->attr[2] < 1 || n->attr[2] > 65536) return fail(err, errlen, "all_gather: ranks %lld not in 1..65536", (long long)n->attr[2]);
+        copy_type(n, a);
+        n->shape[n->attr[1]] *= n->attr[2];
+        return 0;
+    case OP_AXIS_INDEX:
+        if (n->attr[0] < 0 || n->attr[0] >= IR_MESH_AXES) return fail(err, errlen, "axis_index: axis %lld is not a mesh axis", (long long)n->attr[0]);
+        if (n->dtype != DT_I32 || n->ndim != 0) return fail(err, errlen, "axis_index is an i32 scalar");
+        return 0;
     case OP_COUNT:
         break;
     }

@@ -103,6 +103,13 @@ typedef struct IrOutput {
     int32_t role; /* IrOutRole */
 } IrOutput;
 
+/* a kernel decided by the fuse pass: `root` is the value it stores, the
+ * members (kmembers[first .. first+n-1], increasing ids, root excluded) are
+ * computed inline inside it. See ir/kernels.c. */
+typedef struct IrKernel {
+    int32_t root, first, n;
+} IrKernel;
+
 typedef struct IrGraph {
     IrNode *nodes;
     int32_t n, cap;
@@ -116,6 +123,10 @@ typedef struct IrGraph {
     int32_t nout, outcap;
     IrLoc cur_loc;      /* stamped on nodes added while set */
     char err[512];      /* first error, "" when none */
+    IrKernel *kernels;  /* fusion result, by increasing root; none (0) before fuse */
+    int32_t nkernels, kernelcap;
+    int32_t *kmembers;
+    int32_t nkmembers, kmembercap;
 } IrGraph;
 
 /* ---- graph lifetime, strings, outputs ------------------------------------ */
@@ -169,6 +180,10 @@ int32_t ir_gather_rows(IrGraph *g, int32_t table, int32_t ids);
 int32_t ir_scatter_add_rows(IrGraph *g, int32_t grad, int32_t ids, int64_t rows);
 int32_t ir_pick(IrGraph *g, int32_t x, int32_t idx);
 int32_t ir_unpick(IrGraph *g, int32_t grad, int32_t idx, int64_t n);
+/* collectives over mesh axis IR_MESH_DP | IR_MESH_TP (ir/collective.c) */
+int32_t ir_all_reduce(IrGraph *g, int32_t a, int axis);
+int32_t ir_all_gather(IrGraph *g, int32_t a, int axis, int dim, int64_t ranks);
+int32_t ir_axis_index(IrGraph *g, int axis); /* i32 scalar: this rank's index */
 
 /* conveniences built from the primitives */
 int32_t ir_add(IrGraph *g, int32_t a, int32_t b);
@@ -179,6 +194,14 @@ int32_t ir_scale(IrGraph *g, int32_t a, double s);          /* a * s */
 int32_t ir_bcast_to(IrGraph *g, int32_t a, int32_t like);   /* numpy-style, right-aligned */
 int32_t ir_sum_to(IrGraph *g, int32_t a, int32_t like);     /* undo ir_bcast_to */
 int32_t ir_squeeze(IrGraph *g, int32_t a, int axis);        /* drop a size-1 dim */
+
+/* ---- kernels (fusion result, ir/kernels.c) --------------------------------
+ * Appends a kernel (roots in increasing order; members sorted here).
+ * 0, or -1 with g->err set. ir_kernels_clear drops them all. */
+int ir_kernel_add(IrGraph *g, int32_t root, const int32_t *members, int32_t n);
+void ir_kernels_clear(IrGraph *g);
+/* 1 when op can be computed inline inside another op's kernel */
+int ir_op_inlinable(IrOp op);
 
 /* ---- text, checks -------------------------------------------------------- */
 /* One SSA line per node, then one line per output. print -> parse -> print

@@ -375,6 +375,17 @@ static int parse_attr_value(Parser *P, Line *L, int slot, const char *name) {
         if (k != rank) return perr(P, L->op_at, "perm has %d entries, the operand has rank %d", k, rank);
         return 0;
     }
+    if (slot == 0 && (ir_op_info[n->op].flags & OPF_COLLECTIVE)) { /* a mesh axis, by name */
+        char w[16] = "";
+        const char *at = P->p;
+        scan_ident(P, w, sizeof w);
+        for (int ax = 0; ax < IR_MESH_AXES; ax++)
+            if (strcmp(w, ir_text_mesh_name(ax)) == 0) {
+                n->attr[0] = ax;
+                return 0;
+            }
+        return perr(P, at, "expected a mesh axis (dp or tp) for %s", name);
+    }
     return scan_int(P, -IR_TEXT_ATTR_MAX, IR_TEXT_ATTR_MAX, name, &n->attr[slot]);
 }
 
@@ -651,6 +662,26 @@ static int parse_output(Parser *P) {
     return 0;
 }
 
+/* `kernel %ROOT [= %M, ...]` (the fusion result, ir/kernels.c) */
+static int parse_kernel(Parser *P) {
+    const char *at = P->p;
+    int32_t root, m[256];
+    int n = 0;
+    if (scan_ref(P, &root)) return -1;
+    skip_ws(P);
+    if (*P->p == '=') {
+        do {
+            P->p++;
+            if (n == (int)(sizeof m / sizeof m[0])) return perr(P, P->p, "more than %d members in one kernel", n);
+            if (scan_ref(P, &m[n++])) return -1;
+            skip_ws(P);
+        } while (*P->p == ',');
+    }
+    if (end_of_line(P, NULL)) return -1;
+    if (ir_kernel_add(P->g, root, m, n)) return perr(P, at, "%s", P->g->err);
+    return 0;
+}
+
 int ir_parse(IrGraph *g, const char *text, const char *fname, char *err, size_t errlen) {
     Parser P = {.g = g, .fname = fname ? fname : "<ir>", .p = text, .line = text, .lineno = 1, .err = err, .errlen = errlen};
     for (int k = 0; k < 64; k++) P.files[k] = -1;
@@ -665,6 +696,9 @@ int ir_parse(IrGraph *g, const char *text, const char *fname, char *err, size_t 
         else if (strncmp(P.p, "output", 6) == 0 && !is_ident_char(P.p[6])) {
             P.p += 6;
             rc = parse_output(&P);
+        } else if (strncmp(P.p, "kernel", 6) == 0 && !is_ident_char(P.p[6])) {
+            P.p += 6;
+            rc = parse_kernel(&P);
         } else if (*P.p == '#' || at_eol(&P)) {
             while (!at_eol(&P)) P.p++;
         } else {

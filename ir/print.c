@@ -38,6 +38,8 @@ int ir_text_attrs(IrOp op, const char *names[IR_MAX_ATTR]) {
     case OP_MATMUL: names[0] = "ta"; names[1] = "tb"; return 2;
     case OP_SCATTER_ADD_ROWS: names[0] = "rows"; return 1;
     case OP_UNPICK: names[0] = "n"; return 1;
+    case OP_ALL_REDUCE: case OP_AXIS_INDEX: names[0] = "axis"; return 1;
+    case OP_ALL_GATHER: names[0] = "axis"; names[1] = "dim"; names[2] = "ranks"; return 3;
     default: return 0;
     }
 }
@@ -114,7 +116,11 @@ static void print_attrs(FILE *f, const IrNode *n) {
         for (int d = 0; d < nd; d++) fprintf(f, d ? ",%lld" : "%lld", (long long)n->attr[d]);
         fputc(']', f);
     } else {
-        for (int a = 0; a < na; a++) fprintf(f, "%s%s=%lld", a ? ", " : "", names[a], (long long)n->attr[a]);
+        for (int a = 0; a < na; a++) {
+            const char *m = a == 0 && (ir_op_info[n->op].flags & OPF_COLLECTIVE) ? ir_text_mesh_name((int)n->attr[0]) : NULL;
+            if (m) fprintf(f, "%s=%s", names[a], m); /* a mesh axis prints by name */
+            else fprintf(f, "%s%s=%lld", a ? ", " : "", names[a], (long long)n->attr[a]);
+        }
     }
     fputc('}', f);
 }
@@ -185,6 +191,7 @@ int ir_print(const IrGraph *g, FILE *f) {
         print_string(f, ir_str_get(g, o->name));
         fprintf(f, " = %%%d\n", o->id);
     }
+    ir_kernels_print(g, f);
     return ferror(f) ? -1 : 0;
 }
 

@@ -30,4 +30,9 @@ const char *ir_text_mesh_name(int axis);
 /* Output role names ("loss", "value", "grad"), NULL when out of range. */
 const char *ir_text_role_name(int role);
 
+/* kernels.c: the fusion result's copy, text and checks */
+int ir_kernels_copy(IrGraph *dst, const IrGraph *src);
+void ir_kernels_print(const IrGraph *g, FILE *f);
+int ir_kernels_verify(const IrGraph *g, char *err, size_t errlen);
+
 #endif

@@ -195,5 +195,6 @@ int ir_verify(const IrGraph *g, char *err, size_t errlen) {
     for (int32_t id = 0; id < g->n; id++)
         if (verify_node(g, id, err, errlen)) return -1;
     if (verify_names(g, err, errlen)) return -1;
-    return verify_outputs(g, err, errlen);
+    if (verify_outputs(g, err, errlen)) return -1;
+    return ir_kernels_verify(g, err, errlen);
 }

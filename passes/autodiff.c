@@ -245,6 +245,7 @@ static int rule_apply(Ad *a, int32_t id, int32_t dy) {
     }
     case OP_UNPICK:
         return grad_acc(a, x, ir_pick(g, dy, y2));
+    case OP_ALL_REDUCE: case OP_ALL_GATHER: case OP_AXIS_INDEX: /* the shard pass runs after autodiff */
     case OP_COUNT:
         break;
     }

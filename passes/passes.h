@@ -35,6 +35,7 @@ typedef struct PassCtx {
     int time_passes;
     const char *dump_prefix;   /* e.g. "train_step" so two graphs do not collide */
     int dump_seq;              /* NN counter, shared across graphs */
+    int mesh[IR_MESH_AXES];    /* ranks per mesh axis (dp, tp) for the shard pass; 0 or 1: not split */
 } PassCtx;
 
 typedef int (*PassFn)(IrGraph *g, PassCtx *c);
@@ -64,6 +65,11 @@ int pass_autodiff(IrGraph *g, PassCtx *c);
 int pass_simplify(IrGraph *g, PassCtx *c);
 /* removes nodes no output depends on */
 int pass_dce(IrGraph *g, PassCtx *c);
+/* groups values into kernels (IrGraph.kernels): passes/fuse.c */
+int pass_fuse(IrGraph *g, PassCtx *c);
+/* splits the graph over the dp x tp mesh in c->mesh (passes/shard.c,
+ * docs/passes.md): global shapes in, one rank's local program out */
+int pass_shard(IrGraph *g, PassCtx *c);
 
 /* ---- the tensor table (shared layout) ----------------------------------- */
 typedef enum TensorRole { TR_PARAM, TR_REF_PARAM, TR_GRAD, TR_INPUT, TR_OUTPUT } TensorRole;
@@ -77,6 +83,7 @@ typedef struct TensorEntry {
     int64_t offset;  /* bytes into region, DPOC_REGION_ALIGN aligned */
     TensorRole role;
     int decay;       /* params: AdamW weight decay applies */
+    int8_t shard[IR_MAX_DIMS]; /* the value's sharding (mesh axis per dim or IR_SHARD_NONE); shape is local */
 } TensorEntry;
 
 typedef struct TensorTable {
@@ -124,7 +131,8 @@ typedef struct SchedPlan {
 /* Places every node: leaves and outputs where the tensor table says, reshape
  * results alias their input, every other value in the arena with buffers
  * reused once their last reader has run (first fit, DPOC_REGION_ALIGN). Each
- * non-leaf, non-alias node is one kernel (fusion will group them later). */
+ * non-leaf, non-alias node is one kernel, unless the fuse pass grouped them
+ * (IrGraph.kernels): then its kernels, and members get no storage. */
 int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err, size_t errlen);
 void sched_plan_free(SchedPlan *p);
 

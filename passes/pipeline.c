@@ -21,6 +21,8 @@ const PassInfo pass_registry[] = {
     {"autodiff", pass_autodiff},
     {"simplify", pass_simplify},
     {"dce", pass_dce},
+    {"shard", pass_shard},
+    {"fuse", pass_fuse},
 };
 const int pass_registry_count = (int)(sizeof pass_registry / sizeof pass_registry[0]);
 

@@ -13,11 +13,15 @@
  *      SchedCopy, run right after the kernel producing the root (or before
  *      the first kernel when the root is a param or input).
  *   3. Params and inputs take their tensor-table place; reshapes copy their
- *      input's place; every other node (CONST and IOTA included: they are
- *      filled by a kernel) is one kernel, in id order.
+ *      input's place; without fusion every other node (CONST and IOTA
+ *      included: they are filled by a kernel) is one kernel, in id order.
+ *      After the fuse pass (IrGraph.kernels set) the graph's kernels are the
+ *      kernels, in root order, with their members; a member that is no
+ *      kernel's root has no storage at all (sched_fused_kernels).
  *   4. Arena: each kernel value not in an output slot is a buffer, live from
  *      its kernel to the last kernel that reads it (directly or through
- *      reshapes; a copy reads it right after its own kernel). Buffers are
+ *      reshapes; a copy reads it right after its own kernel; with fusion a
+ *      kernel reads what it reaches through its members: sched_fused_reads). Buffers are
  *      placed in kernel order at the lowest DPOC_REGION_ALIGN-aligned offset
  *      that overlaps no buffer still live (first fit); sizes are rounded up
  *      to the alignment; arena_bytes is the highest end reached (the peak).
@@ -106,6 +110,104 @@ static const TensorEntry *output_slot(const IrGraph *g, const TensorTable *tt, i
     return e;
 }
 
+/* Fused graphs (IrGraph.kernels set by passes/fuse.c): one SchedKernel per
+ * live kernel root, in root order (a kernel reads only lower ids, so this is
+ * a valid order), its members and then the root as SchedKernel members.
+ * Sets step[] of every root (-1 elsewhere); every live value that needs
+ * computing must be a root or a member of some kernel. */
+static int sched_fused_kernels(const IrGraph *g, SchedPlan *p, const uint8_t *live, int32_t *step, char *err,
+                               size_t errlen) {
+    int32_t n = g->n, nm = 0;
+    uint8_t *covered = calloc((size_t)(n ? n : 1), 1);
+    if (!covered) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int32_t id = 0; id < n; id++) step[id] = -1;
+    if (g->nkernels > n || g->nkmembers > g->kmembercap) {
+        snprintf(err, errlen, "%d kernels for %d values: the graph's kernel list is not verified", g->nkernels, n);
+        free(covered);
+        return -1;
+    }
+    for (int32_t i = 0; i < g->nkernels; i++) {
+        const IrKernel *k = &g->kernels[i];
+        int bad = k->root < 0 || k->root >= n || k->first < 0 || k->n < 0 || k->first + k->n > g->nkmembers;
+        for (int32_t j = 0; j < k->n && !bad; j++) bad = g->kmembers[k->first + j] < 0 || g->kmembers[k->first + j] >= n;
+        if (bad) {
+            snprintf(err, errlen, "kernel %d names values outside the graph", (int)i);
+            free(covered);
+            return -1;
+        }
+        if (!live[k->root]) continue;
+        SchedKernel *sk = &p->kernels[p->nkernels];
+        sk->root = k->root;
+        sk->first = nm;
+        sk->nmembers = k->n + 1;
+        for (int32_t j = 0; j < k->n; j++) covered[p->members[nm++] = g->kmembers[k->first + j]] = 1;
+        p->members[nm++] = k->root;
+        covered[k->root] = 1;
+        step[k->root] = p->nkernels++;
+    }
+    for (int32_t id = 0; id < n; id++)
+        if (live[id] && needs_kernel(ir_node(g, id)) && !covered[id]) {
+            snprintf(err, errlen, "%%%d (%s) is neither a kernel root nor a member of one", id,
+                     ir_op_info[ir_node(g, id)->op].name);
+            free(covered);
+            return -1;
+        }
+    free(covered);
+    return 0;
+}
+
+/* Liveness of a fused graph: a kernel reads, at its step, every value it
+ * reaches from its root through members (and constants, iota and reshapes
+ * of them, which codegen always computes inline) that is not one of them;
+ * such a value must have storage (a param, an input, a kernel root, or a
+ * reshape of one). */
+static int sched_fused_reads(const IrGraph *g, const SchedPlan *p, const int32_t *root, const int32_t *step,
+                             int32_t *last, char *err, size_t errlen) {
+    int32_t n = g->n;
+    int32_t *mark = calloc((size_t)(n ? n : 1), sizeof *mark);
+    int32_t *stack = malloc(sizeof *stack * (size_t)(n ? n : 1));
+    int rc = 0;
+    if (!mark || !stack) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    for (int32_t k = 0; k < p->nkernels && rc == 0; k++) {
+        const SchedKernel *sk = &p->kernels[k];
+        int32_t member = 2 * k + 1, seen = 2 * k + 2, sp = 0;
+        for (int32_t j = 0; j < sk->nmembers; j++) mark[p->members[sk->first + j]] = member;
+        stack[sp++] = sk->root;
+        mark[sk->root] = seen;
+        while (sp > 0 && rc == 0) {
+            const IrNode *y = ir_node(g, stack[--sp]);
+            for (int i = 0; i < ir_op_info[y->op].nin; i++) {
+                int32_t x = y->in[i];
+                if (mark[x] == seen) continue;
+                const IrNode *base = ir_node(g, root[x]);
+                if (mark[x] == member || base->op == OP_CONST || base->op == OP_IOTA) {
+                    mark[x] = seen;
+                    stack[sp++] = x;
+                    continue;
+                }
+                mark[x] = seen;
+                int32_t r = root[x];
+                if (base->op != OP_PARAM && base->op != OP_INPUT && step[r] < 0) {
+                    snprintf(err, errlen, "kernel %%%d reads %%%d (%s), which is neither stored nor one of its members",
+                             sk->root, x, ir_op_info[ir_node(g, x)->op].name);
+                    rc = -1;
+                    break;
+                }
+                if (last[r] < k) last[r] = k;
+            }
+        }
+    }
+    free(mark);
+    free(stack);
+    return rc;
+}
+
 int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
     int32_t n = g->n;
@@ -113,8 +215,9 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
     p->nnodes = n;
     p->region = malloc(nn);
     p->offset = calloc(nn, sizeof *p->offset);
+    const int fused = g->nkernels > 0; /* the fuse pass ran: kernels come from the graph (fuse.c) */
     p->kernels = malloc(nn * sizeof *p->kernels);
-    p->members = malloc(nn * sizeof *p->members);
+    p->members = malloc(((size_t)g->nkmembers + nn) * sizeof *p->members);
     p->copies = malloc(sizeof *p->copies * (size_t)(g->nout ? g->nout : 1));
     uint8_t *live = calloc(nn, 1);
     int32_t *root = malloc(nn * sizeof *root);
@@ -137,11 +240,12 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
         for (int k = 0; k < ir_op_info[x->op].nin; k++) live[x->in[k]] = 1;
     }
     /* 1. storage roots and kernel steps */
+    if (fused && sched_fused_kernels(g, p, live, step, err, errlen)) goto fail;
     for (int32_t id = 0; id < n; id++) {
         const IrNode *x = ir_node(g, id);
         root[id] = x->op == OP_RESHAPE ? root[x->in[0]] : id;
-        step[id] = -1;
-        if (live[id] && needs_kernel(x)) {
+        if (!fused) step[id] = -1;
+        if (!fused && live[id] && needs_kernel(x)) {
             SchedKernel *k = &p->kernels[p->nkernels];
             k->root = id;
             k->first = p->nkernels;
@@ -156,7 +260,12 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
         const TensorEntry *e = output_slot(g, tt, i, err, errlen);
         if (!e) goto fail;
         int32_t r = root[g->outs[i].id];
-        if (needs_kernel(ir_node(g, r)) && !placed[r]) {
+        if (fused && step[r] < 0 && needs_kernel(ir_node(g, r))) {
+            snprintf(err, errlen, "output '%s' (%%%d) is computed inline by kernels but never stored",
+                     ir_str_get(g, g->outs[i].name), g->outs[i].id);
+            goto fail;
+        }
+        if (step[r] >= 0 && !placed[r]) {
             placed[r] = 1;
             p->region[r] = (int8_t)e->region;
             p->offset[r] = e->offset;
@@ -186,12 +295,14 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
             continue;
         }
         if (x->op == OP_RESHAPE) continue; /* placed below, once the root has its place */
+        if (fused && step[id] < 0) continue; /* computed inline only: no storage */
         if (!placed[id]) bufs[nbuf++] = id;
-        for (int k = 0; k < ir_op_info[x->op].nin; k++) {
+        for (int k = 0; k < ir_op_info[x->op].nin && !fused; k++) {
             int32_t r = root[x->in[k]];
             if (last[r] < step[id]) last[r] = step[id];
         }
     }
+    if (fused && sched_fused_reads(g, p, root, step, last, err, errlen)) goto fail;
     if (arena_alloc(p, g, bufs, nbuf, step, last, err, errlen) < 0) goto fail;
     for (int32_t id = 0; id < n; id++) {
         if (!live[id] || ir_node(g, id)->op != OP_RESHAPE) continue;

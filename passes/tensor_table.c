@@ -48,7 +48,7 @@ static const char *const role_names[] = {"param", "frozen param", "gradient", "i
 
 /* adds (or checks against an existing entry) one tensor; 0 ok, -1 + err */
 static int table_put(TensorTable *tt, const char *name, TensorRole role, DpocRegion region, IrDType dtype,
-                     int ndim, const int64_t *shape, char *err, size_t errlen) {
+                     int ndim, const int64_t *shape, const int8_t *shard, char *err, size_t errlen) {
     TensorEntry *e = (TensorEntry *)tensor_table_find(tt, name, role);
     if (e) {
         if (e->dtype != dtype || e->ndim != ndim || memcmp(e->shape, shape, (size_t)ndim * sizeof *shape) != 0) {
@@ -83,6 +83,7 @@ static int table_put(TensorTable *tt, const char *name, TensorRole role, DpocReg
     e->region = region;
     e->role = role;
     e->decay = role == TR_PARAM && ndim >= 2;
+    for (int d = 0; d < IR_MAX_DIMS; d++) e->shard[d] = shard && d < ndim ? shard[d] : IR_SHARD_NONE;
     int64_t numel = 1;
     for (int d = 0; d < ndim; d++) numel *= shape[d];
     e->offset = align_up(tt->region_size[region]);
@@ -105,7 +106,7 @@ static int sweep_params(TensorTable *tt, IrGraph *const *graphs, int ngraphs, in
             }
             if (table_put(tt, name, trainable ? TR_PARAM : TR_REF_PARAM,
                           trainable ? DPOC_R_PARAMS : DPOC_R_REF_PARAMS, (IrDType)n->dtype, n->ndim, n->shape,
-                          err, errlen) < 0)
+                          n->shard, err, errlen) < 0)
                 return -1;
         }
     }
@@ -122,7 +123,7 @@ int tensor_table_build(TensorTable *tt, IrGraph *const *graphs, int ngraphs, cha
             const IrNode *n = ir_node(g, id);
             if (n->op != OP_INPUT) continue;
             if (table_put(tt, ir_str_get(g, n->name), TR_INPUT, DPOC_R_INPUTS, (IrDType)n->dtype, n->ndim,
-                          n->shape, err, errlen) < 0)
+                          n->shape, n->shard, err, errlen) < 0)
                 goto fail;
         }
     }
@@ -145,8 +146,8 @@ int tensor_table_build(TensorTable *tt, IrGraph *const *graphs, int ngraphs, cha
                 }
                 continue;
             }
-            if (table_put(tt, name, TR_OUTPUT, DPOC_R_OUTPUTS, (IrDType)n->dtype, n->ndim, n->shape, err,
-                          errlen) < 0)
+            if (table_put(tt, name, TR_OUTPUT, DPOC_R_OUTPUTS, (IrDType)n->dtype, n->ndim, n->shape, n->shard,
+                          err, errlen) < 0)
                 goto fail;
         }
     }
@@ -155,7 +156,7 @@ int tensor_table_build(TensorTable *tt, IrGraph *const *graphs, int ngraphs, cha
     for (int32_t i = 0; i < nentries; i++) {
         if (tt->t[i].role != TR_PARAM) continue;
         TensorEntry pe = tt->t[i];
-        if (table_put(tt, pe.name, TR_GRAD, DPOC_R_GRADS, pe.dtype, pe.ndim, pe.shape, err, errlen) < 0) goto fail;
+        if (table_put(tt, pe.name, TR_GRAD, DPOC_R_GRADS, pe.dtype, pe.ndim, pe.shape, pe.shard, err, errlen) < 0) goto fail;
         TensorEntry *ge = &tt->t[tt->n - 1];
         ge->offset = pe.offset;
         ge->decay = pe.decay;

@@ -68,12 +68,16 @@ int batch_layout_init(BatchLayout *L, DpocStep *s, char *err, size_t errlen) {
                    -1;
         L->ref_logps = pr;
     }
+    /* the config's vocab_size first: on a tp mesh the embedding holds a
+     * vocabulary-parallel block of the rows only */
     DpocTensorInfo emb;
-    if (dpoc_step_lookup(s, "model.embed_tokens.weight", DPOC_ROLE_PARAM, &emb) == 0 && emb.ndim == 2) {
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(s->json, "config");
+    const cJSON *v = c ? cJSON_GetObjectItemCaseSensitive(c, "vocab_size") : NULL;
+    if (cJSON_IsNumber(v) && v->valuedouble >= 1) {
+        L->vocab = (int64_t)v->valuedouble;
+    } else if (dpoc_step_lookup(s, "model.embed_tokens.weight", DPOC_ROLE_PARAM, &emb) == 0 && emb.ndim == 2) {
         L->vocab = emb.shape[0];
     } else {
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(s->json, "config");
-        const cJSON *v = c ? cJSON_GetObjectItemCaseSensitive(c, "vocab_size") : NULL;
         if (!cJSON_IsNumber(v) || v->valuedouble < 1)
             return snprintf(err, errlen, "cannot tell the step's vocabulary size (no model.embed_tokens.weight "
                                          "and no config vocab_size)"),

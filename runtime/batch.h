@@ -40,8 +40,8 @@ typedef struct BatchPairInfo {
     int truncated;      /* a label token was cut */
 } BatchPairInfo;
 
-/* Finds and checks the step's inputs; vocab from model.embed_tokens.weight
- * (or the config's vocab_size). */
+/* Finds and checks the step's inputs; vocab from the config's vocab_size
+ * (or model.embed_tokens.weight's rows). */
 int batch_layout_init(BatchLayout *L, DpocStep *s, char *err, size_t errlen);
 /* Zeroes every row (and ref_logps). */
 void batch_clear(const BatchLayout *L);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "generate.h"
 #include "optim_sched.h"
 
 typedef enum TrainOptimizer { TRAIN_ADAMW, TRAIN_SGD } TrainOptimizer;
@@ -66,6 +67,9 @@ typedef struct TrainOptions {
     int progress;         /* -1: a live line when log is a terminal; 0: plain lines; 1: live line */
     unsigned set;         /* TRAIN_SET_* */
     const volatile sig_atomic_t *stop; /* when non-zero: finish the step, save, return 1 */
+    struct TrainMesh *mesh; /* the processes of an mpirun job (mesh.h); NULL: one process */
+    int zero;               /* 1: ZeRO-1, AdamW moments split over the dp ranks */
+    GenOptions gen;       /* dporun --predict / --interactive (runtime/generate.h) */
 } TrainOptions;
 
 /* Defaults: AdamW lr 1e-4 betas (0.9, 0.999) eps 1e-8 wd 0, constant

@@ -12,6 +12,9 @@
  * hash. Resuming restores all of it, so the run continues bit for bit; an
  * option given again on the command line that differs from the
  * checkpoint's wins, with a warning that the resume is then not exact.
+ * On a mesh (train_mesh.h) the checkpoint is still one full file: tensors
+ * split over tp are gathered over tp, ZeRO-1's moments over dp, and world
+ * rank 0 writes; loading cuts each rank's block out of the full tensors.
  */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -21,6 +24,8 @@
 #include <string.h>
 
 #include "train_internal.h"
+#include "train_mesh.h"
+#include "train_zero.h"
 #include "train_params.h"
 
 static int add_tensor(CkptTensor *ct, const char *prefix, const DpocTensorInfo *ti, void *data, char *err,
@@ -63,13 +68,41 @@ static char *settings_json(const Trainer *t, const BatchOrder *order) {
     return s;
 }
 
+/* On a tp-sharded mesh: replaces the entries' local data by full tensors
+ * gathered over tp (every rank takes part; bufs[k] to free). */
+static int gather_full(Trainer *t, CkptTensor *ts, const DpocTensorInfo **tis, int n, float **bufs, char *err,
+                       size_t errlen) {
+    for (int k = 0; k < n; k++) {
+        const TrainShard *sh = trainer_mesh_shard(t, tis[k]);
+        if (!sh) return snprintf(err, errlen, "tensor %s has no shard entry", tis[k]->name), -1;
+        if (sh->dim < 0) continue;
+        if (!(bufs[k] = malloc((size_t)sh->full_numel * sizeof(float)))) return snprintf(err, errlen, "out of memory"), -1;
+        if (trainer_mesh_gather(t, sh, ts[k].data, bufs[k], err, errlen)) return -1;
+        ts[k].data = bufs[k];
+        ts[k].nbytes = (size_t)sh->full_numel * sizeof(float);
+        for (int d = 0; d < sh->ndim; d++) ts[k].shape[d] = sh->full[d];
+    }
+    return 0;
+}
+
 int trainer_save(Trainer *t, const char *dir, uint64_t step, const BatchOrder *order, char *err, size_t errlen) {
     DpocStep *s = &t->step;
+    /* a mesh writes one full checkpoint from world rank 0 (train_mesh.h) */
+    if (!trainer_writes(t) && t->svc.tp_size == 1 && !t->zero) return 0;
     int cap = 3 * s->ntensors + 1, n = 0, rc = -1;
     CkptTensor *ts = calloc((size_t)cap, sizeof *ts);
+    const DpocTensorInfo **tis = calloc((size_t)cap, sizeof *tis);
+    float **bufs = calloc((size_t)cap, sizeof *bufs);
     CkptState *st = calloc(1, sizeof *st);
     char *extra = NULL;
-    if (!ts || !st) {
+    float *zm = NULL, *zv = NULL; /* ZeRO-1: the full moments, gathered over dp */
+    uint8_t *mreg = s->regions[DPOC_R_ADAM_M], *vreg = s->regions[DPOC_R_ADAM_V];
+    if (t->zero) {
+        if (trainer_zero_full_moments(t, &zm, &zv, err, errlen)) goto out;
+        mreg = (uint8_t *)zm;
+        vreg = (uint8_t *)zv;
+    }
+    if (!ts || !tis || !bufs || !st) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -77,13 +110,21 @@ int trainer_save(Trainer *t, const char *dir, uint64_t step, const BatchOrder *o
     for (int i = 0; i < s->ntensors; i++) {
         const DpocTensorInfo *ti = &s->tensors[i];
         if (ti->role == DPOC_ROLE_PARAM) {
+            tis[n] = ti;
             if (add_tensor(&ts[n++], "", ti, s->regions[ti->region] + ti->offset, err, errlen)) goto out;
-            if (moments && (add_tensor(&ts[n++], "adam_m:", ti, s->regions[DPOC_R_ADAM_M] + ti->offset, err, errlen) ||
-                            add_tensor(&ts[n++], "adam_v:", ti, s->regions[DPOC_R_ADAM_V] + ti->offset, err, errlen)))
+            tis[n] = tis[n + 1] = ti;
+            if (moments && (add_tensor(&ts[n++], "adam_m:", ti, mreg + ti->offset, err, errlen) ||
+                            add_tensor(&ts[n++], "adam_v:", ti, vreg + ti->offset, err, errlen)))
                 goto out;
         } else if (ti->role == DPOC_ROLE_REF_PARAM) {
+            tis[n] = ti;
             if (add_tensor(&ts[n++], "", ti, s->regions[ti->region] + ti->offset, err, errlen)) goto out;
         }
+    }
+    if (t->svc.tp_size > 1 && gather_full(t, ts, tis, n, bufs, err, errlen)) goto out;
+    if (!trainer_writes(t)) {
+        rc = 0;
+        goto out;
     }
     st->step = step;
     st->epoch = order->epoch;
@@ -101,6 +142,11 @@ int trainer_save(Trainer *t, const char *dir, uint64_t step, const BatchOrder *o
     rc = ckpt_save(dir, st, ts, n, t->o->keep_last, err, errlen);
 out:
     free(extra);
+    for (int k = 0; bufs && k < n; k++) free(bufs[k]);
+    free(bufs);
+    free(tis);
+    free(zm);
+    free(zv);
     free(ts);
     free(st);
     return rc;
@@ -137,7 +183,8 @@ int trainer_resume(Trainer *t, Ckpt *c, uint64_t *step, uint64_t *epoch, uint64_
                         path, st->config_hash, t->o->step_path, t->config_hash),
                -1;
     if (st->mesh_dp != 1 || st->mesh_tp != 1)
-        return snprintf(err, errlen, "%s was written by a dp=%d x tp=%d run; this dporun runs dp=1, tp=1", path,
+        return snprintf(err, errlen, "%s is one rank's shard of a dp=%d x tp=%d checkpoint; resume from a full "
+                                     "checkpoint (dporun writes full ones on any mesh)", path,
                         st->mesh_dp, st->mesh_tp),
                -1;
     cJSON *j = cJSON_Parse(st->extra_json);
@@ -185,16 +232,16 @@ int trainer_resume(Trainer *t, Ckpt *c, uint64_t *step, uint64_t *epoch, uint64_
     cJSON_Delete(j);
 
     DpocStep *s = &t->step;
-    if (train_load_role(s, c, DPOC_ROLE_PARAM, "", err, errlen)) return -1;
+    if (trainer_mesh_load_role(t, c, DPOC_ROLE_PARAM, "", err, errlen)) return -1;
     for (int i = 0; i < s->ntensors; i++)
         if (s->tensors[i].role == DPOC_ROLE_REF_PARAM) {
-            if (train_load_role(s, c, DPOC_ROLE_REF_PARAM, "", err, errlen)) return -1;
+            if (trainer_mesh_load_role(t, c, DPOC_ROLE_REF_PARAM, "", err, errlen)) return -1;
             break;
         }
     if (cfg->optimizer == TRAIN_ADAMW) {
         if (saved_opt == TRAIN_ADAMW) {
-            if (train_load_role(s, c, DPOC_ROLE_ADAM_M, "adam_m:", err, errlen) ||
-                train_load_role(s, c, DPOC_ROLE_ADAM_V, "adam_v:", err, errlen))
+            if (trainer_mesh_load_role(t, c, DPOC_ROLE_ADAM_M, "adam_m:", err, errlen) ||
+                trainer_mesh_load_role(t, c, DPOC_ROLE_ADAM_V, "adam_v:", err, errlen))
                 return -1;
         } else {
             fprintf(t->log, "dporun: warning: %s holds no AdamW moments (an SGD run); they start at zero\n", path);

@@ -41,7 +41,16 @@ uint64_t train_weights_hash(const DpocStep *s, DpocRole role) {
 uint64_t train_config_hash(const DpocStep *s) {
     const cJSON *c = s->json ? cJSON_GetObjectItemCaseSensitive(s->json, "config") : NULL;
     if (!c) return 0;
-    char *text = cJSON_PrintUnformatted(c);
+    /* the micro-batch and the generation settings are not the model:
+     * without "pairs" and "generate" (a mesh step has no generation
+     * entries), so that a run can resume on another mesh (dp ranks x pairs)
+     * or micro-batch size */
+    cJSON *copy = cJSON_Duplicate(c, 1);
+    if (!copy) return 0;
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "pairs");
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "generate");
+    char *text = cJSON_PrintUnformatted(copy);
+    cJSON_Delete(copy);
     if (!text) return 0;
     uint64_t h = train_fnv1a(TRAIN_FNV_BASIS, text, strlen(text));
     free(text);

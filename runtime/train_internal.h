@@ -42,6 +42,14 @@ typedef struct TrainConfig {
     uint64_t seed;
 } TrainConfig;
 
+/* A tensor's place on the mesh (train_mesh.h): the dimension split over tp
+ * (-1: replicated) and the unsharded shape. */
+typedef struct TrainShard {
+    int dim, ndim;
+    int64_t full[DPOC_MAX_DIMS];
+    int64_t full_numel;
+} TrainShard;
+
 typedef struct Trainer {
     const TrainOptions *o;
     FILE *log;
@@ -66,6 +74,12 @@ typedef struct Trainer {
     double train_flops, opt_flops; /* per micro-batch / per update */
     int tty;           /* the live progress line is on */
     double saved_usable; /* usable pairs of a resumed run's data (-1: none) */
+    struct TrainMesh *mesh; /* o->mesh: NULL for one process (svc has the ranks) */
+    TrainShard *shard;      /* per s->tensors entry */
+    struct TrainSvcCtx *svc_ctx; /* svc.ctx on a mesh: the pool's and the mesh's (train_mesh.c) */
+    int zero;               /* ZeRO-1 on (train_zero.c): moments of [zero_lo, zero_hi) only */
+    int64_t zero_lo, zero_hi, zero_chunk;
+    int zero_kernel;        /* the optimizer_step kernel call */
 } Trainer;
 
 int trainer_open(Trainer *t, const TrainOptions *o, FILE *log, char *err, size_t errlen);

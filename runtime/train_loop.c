@@ -16,6 +16,11 @@
  * so), so its loss is exactly the step's loss definition.
  * A metrics file is rewritten on resume to keep only the lines up to the
  * resumed step, then appended to; lines are flushed one by one.
+ * On a dp x tp mesh (train_mesh.h, docs/mpi.md) each micro-batch is this
+ * dp rank's block of a global one, the metrics and the norm are reduced
+ * over the mesh, ZeRO-1 (train_zero.c) may replace optimizer_step, and
+ * world rank 0 alone writes the metrics file (every rank logs to `log`,
+ * which dporun points at /dev/null on ranks other than 0).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -27,8 +32,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "kprof.h"
 #include "train_hash.h"
+#include "mesh.h"
 #include "train_internal.h"
+#include "train_mesh.h"
+#include "train_zero.h"
 #include "train_params.h"
 
 /* ---- the metrics file -------------------------------------------------------- */
@@ -86,16 +95,17 @@ static int emit(FILE *f, MetricsLine *l, char *err, size_t errlen) {
 
 static int evaluate(Trainer *t, TrainData *ev, uint64_t step, double epoch, FILE *mf, MetricsLine *line, char *err,
                     size_t errlen) {
-    int64_t B = t->L.B, nb = (int64_t)(ev->nusable / (uint64_t)B);
+    int64_t B = t->L.B, G = B * t->svc.dp_size, nb = (int64_t)(ev->nusable / (uint64_t)G);
     MetricsAcc acc;
     metrics_reset(&acc, t->beta, (double)t->L.vocab);
     double t0 = trainer_now();
     for (int64_t b = 0; b < nb; b++) {
         int64_t tokens = 0;
-        if (trainer_pack(t, ev->r, ev->usable + b * B, B, &tokens, err, errlen) ||
+        if (trainer_pack(t, ev->r, ev->usable + b * G + trainer_mesh_first(t), B, &tokens, err, errlen) ||
             trainer_forward(t, &acc, B, tokens, err, errlen))
             return -1;
     }
+    if (trainer_mesh_metrics(t, &acc, err, errlen)) return -1;
     double dt = trainer_now() - t0;
     MetricsValues v;
     metrics_finish(&acc, &v);
@@ -165,35 +175,37 @@ static int setup(Run *r, const TrainOptions *o, FILE *log, char *err, size_t err
         if (trainer_resume(t, r->resume, &r->start, &epoch, &pos, err, errlen)) return -1;
     } else {
         if (o->init_path || o->init_hf_path) {
-            if (train_load_init(s, o->init_path, o->init_hf_path, err, errlen)) return -1;
+            if (trainer_mesh_load_init(t, err, errlen)) return -1;
         } else {
-            train_init_params(s, t->cfg.seed, t->pool);
+            trainer_mesh_init_params(t, t->cfg.seed);
         }
         if (train_copy_ref(s, err, errlen)) return -1;
-        t->ref_hash = train_weights_hash(s, DPOC_ROLE_PARAM);
+        if (trainer_mesh_weights_hash(t, &t->ref_hash, err, errlen)) return -1;
     }
     if (t->cfg.optimizer == TRAIN_ADAMW && (!s->manifest->optimizer_step || !t->adamw))
         return snprintf(err, errlen, "%s was compiled without the AdamW optimizer_step entry; use --optimizer sgd",
                         o->step_path),
                -1;
     if (t->cfg.grad_accum < 1) return snprintf(err, errlen, "--grad-accum must be at least 1"), -1;
+    if (trainer_zero_setup(t, err, errlen)) return -1;
     int need_ref = t->ref_mode == TRAIN_REF_PRECOMPUTED;
     if (trainer_open_data(t, &r->data, o->data_path, need_ref, err, errlen)) return -1;
     if (o->eval_path) {
         if (trainer_open_data(t, &r->eval, o->eval_path, need_ref, err, errlen)) return -1;
-        if (r->eval.nusable < (uint64_t)t->L.B)
+        uint64_t G = (uint64_t)(t->L.B * t->svc.dp_size); /* the global micro-batch */
+        if (r->eval.nusable < G)
             return snprintf(err, errlen, "%s: %" PRIu64 " usable pairs, fewer than one micro-batch of %lld",
-                            o->eval_path, r->eval.nusable, (long long)t->L.B),
+                            o->eval_path, r->eval.nusable, (long long)G),
                    -1;
-        if (r->eval.nusable % (uint64_t)t->L.B)
+        if (r->eval.nusable % G)
             fprintf(log, "dporun: note: evaluation uses the first %" PRIu64 " of %" PRIu64 " usable pairs of %s (whole micro-batches of %lld)\n",
-                    r->eval.nusable / (uint64_t)t->L.B * (uint64_t)t->L.B, r->eval.nusable, o->eval_path, (long long)t->L.B);
+                    r->eval.nusable / G * G, r->eval.nusable, o->eval_path, (long long)G);
     }
     if (r->resume && t->saved_usable >= 0 && t->saved_usable != (double)r->data.nusable)
         fprintf(log, "dporun: warning: %s has %" PRIu64 " usable pairs but the resumed run's data had %.0f; the data "
                      "order will not continue the original run's\n",
                 o->data_path, r->data.nusable, t->saved_usable);
-    int64_t per_step = t->L.B * t->cfg.grad_accum;
+    int64_t per_step = t->L.B * t->svc.dp_size * t->cfg.grad_accum;
     if (!o->resume_path || (o->set & TRAIN_SET_STEPS)) t->cfg.total = plan_total(o, r->data.nusable, per_step);
     if (!o->resume_path || (o->set & TRAIN_SET_WARMUP))
         t->cfg.warmup = o->warmup_steps >= 0 ? (uint64_t)o->warmup_steps
@@ -207,7 +219,7 @@ static int setup(Run *r, const TrainOptions *o, FILE *log, char *err, size_t err
     r->data.usable = NULL;
     if (batch_order_init(&r->order, usable, r->data.nusable, t->cfg.seed, t->cfg.shuffle, err, errlen)) return -1;
     if (r->resume) batch_order_seek(&r->order, epoch, pos);
-    if (o->metrics_path && !(r->mf = metrics_open(o->metrics_path, r->resume != NULL, r->start, err, errlen)))
+    if (o->metrics_path && trainer_writes(t) && !(r->mf = metrics_open(o->metrics_path, r->resume != NULL, r->start, err, errlen)))
         return -1;
     return 0;
 }
@@ -221,9 +233,12 @@ static void print_plan(const Run *r) {
             t->o->step_path, (long long)t->plan.nelems, (long long)t->L.B, (long long)t->L.T, t->loss_name, t->beta,
             ref_mode_name(t->ref_mode), tpool_threads(t->pool));
     fprintf(t->log, "dporun: %s: %" PRIu64 " usable pairs; %" PRIu64 " steps of %d x %lld pairs (%.3g epochs)%s\n",
-            r->data.path, r->data.nusable, c->total, c->grad_accum, (long long)t->L.B,
-            (double)c->total * (double)c->grad_accum * (double)t->L.B / (double)r->data.nusable,
+            r->data.path, r->data.nusable, c->total, c->grad_accum, (long long)(t->L.B * t->svc.dp_size),
+            (double)c->total * (double)c->grad_accum * (double)(t->L.B * t->svc.dp_size) / (double)r->data.nusable,
             r->resume ? ", resumed" : "");
+    if (t->mesh)
+        fprintf(t->log, "dporun: mesh dp=%d x tp=%d: %d processes, %lld pairs per dp rank\n", t->svc.dp_size,
+                t->svc.tp_size, t->svc.dp_size * t->svc.tp_size, (long long)t->L.B);
     if (c->optimizer == TRAIN_ADAMW)
         fprintf(t->log, "dporun: adamw lr %g betas (%g, %g) eps %g weight decay %g", c->lr, c->beta1, c->beta2, c->eps,
                 c->weight_decay);
@@ -259,11 +274,15 @@ static int one_step(Run *r, uint64_t k, MetricsValues *v, double *norm, double *
     const TrainConfig *c = &t->cfg;
     int64_t B = t->L.B;
     uint64_t *idx = t->idx;
+    int64_t G = B * t->svc.dp_size, first = trainer_mesh_first(t);
     MetricsAcc acc;
     metrics_reset(&acc, t->beta, (double)t->L.vocab);
     float *grads = (float *)s->regions[DPOC_R_GRADS];
     for (int m = 0; m < c->grad_accum; m++) {
-        for (int64_t q = 0; q < B; q++) idx[q] = batch_order_next(&r->order);
+        for (int64_t q = 0; q < G; q++) { /* the global micro-batch; this dp rank's block of it */
+            uint64_t x = batch_order_next(&r->order);
+            if (q >= first && q < first + B) idx[q - first] = x;
+        }
         int64_t tokens = 0;
         if (trainer_pack(t, r->data.r, idx, B, &tokens, err, errlen) ||
             trainer_forward(t, &acc, B, tokens, err, errlen))
@@ -271,13 +290,13 @@ static int one_step(Run *r, uint64_t k, MetricsValues *v, double *norm, double *
         if (c->grad_accum > 1) opt_accumulate(&t->plan, t->pool, t->acc, grads, m == 0);
     }
     if (c->grad_accum > 1) opt_divide(&t->plan, t->pool, grads, t->acc, c->grad_accum);
-    *norm = opt_global_norm(&t->plan, t->pool, grads);
+    if (trainer_mesh_metrics(t, &acc, err, errlen) || trainer_mesh_norm(t, grads, norm, err, errlen)) return -1;
     double coef = opt_clip_coef(*norm, c->max_grad_norm);
     if (coef < 1.0) opt_scale(&t->plan, t->pool, grads, coef);
     *lr = opt_schedule_lr(c->schedule, c->lr, c->warmup, c->total, k);
     if (c->optimizer == TRAIN_ADAMW) {
         opt_adamw_hparams(t->adamw, *lr, c->beta1, c->beta2, c->eps, c->weight_decay, k);
-        if (dpoc_step_optimizer(s, &t->svc, err, errlen)) return -1;
+        if (t->zero ? trainer_zero_step(t, err, errlen) : dpoc_step_optimizer(s, &t->svc, err, errlen)) return -1;
     } else {
         opt_sgd(&t->plan, t->pool, (float *)s->regions[DPOC_R_PARAMS], grads, *lr, c->weight_decay);
     }
@@ -308,7 +327,7 @@ int train_run(const TrainOptions *o, FILE *log, char *err, size_t errlen) {
     int stopped = 0;
     while (k < c->total) {
         k++;
-        double t0 = trainer_now(), norm, lr;
+        double t0 = trainer_now(), norm, lr, c0 = trainer_mesh_comm(t, NULL);
         MetricsValues v;
         if (one_step(r, k, &v, &norm, &lr, err, errlen)) goto out;
         double dt = trainer_now() - t0;
@@ -324,6 +343,7 @@ int train_run(const TrainOptions *o, FILE *log, char *err, size_t errlen) {
         if (!o->deterministic_metrics) {
             metrics_line_num(l, "tokens_per_second", tok_s);
             metrics_line_num(l, "mfu", dt > 0 && peak > 0 ? step_flops / dt / (peak * 1e9) : 0);
+            if (t->mesh) metrics_line_num(l, "comm_seconds", trainer_mesh_comm(t, NULL) - c0);
         }
         if (emit(r->mf, l, err, errlen)) goto out;
         double elapsed = trainer_now() - run_t0;
@@ -331,6 +351,7 @@ int train_run(const TrainOptions *o, FILE *log, char *err, size_t errlen) {
         if (tty || k % log_every == 0 || k == c->total)
             metrics_progress(log, tty, k, c->total, v.loss, v.rewards_accuracies, tok_s, eta);
         if (o->stop && *o->stop) stopped = 1;
+        if (t->mesh && trainer_mesh_agree(t, &stopped, err, errlen)) goto out;
         if (o->eval_path && ((o->eval_every && k % o->eval_every == 0) || k == c->total)) {
             if (evaluate(t, &r->eval, k, epoch_now, r->mf, &r->line, err, errlen)) goto out;
         }
@@ -346,7 +367,18 @@ int train_run(const TrainOptions *o, FILE *log, char *err, size_t errlen) {
         rc = 1;
     } else {
         fprintf(log, "dporun: done: %" PRIu64 " steps in %.1f s\n", k - r->start, trainer_now() - run_t0);
+        if (t->mesh && k > r->start) {
+            int64_t calls = 0;
+            double cs = trainer_mesh_comm(t, &calls);
+            fprintf(log, "dporun: rank 0 spent %.3f s in %lld collectives (%.1f ms per step)\n", cs, (long long)calls,
+                    1e3 * cs / (double)(k - r->start));
+        }
         rc = 0;
+        const char *dbg = getenv("DPOC_DEBUG"); /* per-kernel table (runtime/kprof.h) */
+        if (dbg && atoi(dbg) >= 2 && kprof_print(&t->step, &t->svc, "train_step", 3, atoi(dbg) >= 3 ? 0 : 30, log)) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+        }
     }
 out:
     teardown(r);

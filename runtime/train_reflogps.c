@@ -10,6 +10,9 @@
  * the forward pass, so they change nothing). Each record is then read again
  * and written with its two summed log-probs; y.rec is written under a
  * temporary name and renamed when complete.
+ * On a mesh (train_mesh.h) each global micro-batch of dp x B pairs is cut
+ * into the dp ranks' blocks, the log-probs are gathered over dp, and world
+ * rank 0 alone writes y.rec.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -18,7 +21,9 @@
 #include <unistd.h>
 
 #include "train_hash.h"
+#include "mesh.h"
 #include "train_internal.h"
+#include "train_mesh.h"
 #include "train_params.h"
 
 int train_ref_logps(const TrainOptions *o, FILE *log, char *err, size_t errlen) {
@@ -38,12 +43,13 @@ int train_ref_logps(const TrainOptions *o, FILE *log, char *err, size_t errlen) 
         goto out;
     }
     if (o->init_path || o->init_hf_path) {
-        if (train_load_init(s, o->init_path, o->init_hf_path, err, errlen)) goto out;
+        if (trainer_mesh_load_init(t, err, errlen)) goto out;
     } else {
-        train_init_params(s, o->seed, t->pool);
+        trainer_mesh_init_params(t, o->seed);
     }
     if (train_copy_ref(s, err, errlen)) goto out;
-    uint64_t hash = train_weights_hash(s, DPOC_ROLE_PARAM);
+    uint64_t hash;
+    if (trainer_mesh_weights_hash(t, &hash, err, errlen)) goto out;
     if (!(r = rec_open(o->data_path, err, errlen))) goto out;
     RecHeader h = *rec_header(r);
     if (h.vocab_size > 0 && h.vocab_size > t->L.vocab) {
@@ -53,36 +59,44 @@ int train_ref_logps(const TrainOptions *o, FILE *log, char *err, size_t errlen) 
     }
     h.has_ref = 1;
     h.ref_weights_hash = hash;
-    int64_t B = t->L.B;
-    if (!(vals = malloc((size_t)(2 * B) * sizeof *vals))) {
+    int64_t B = t->L.B, D = t->svc.dp_size, G = B * D, first = trainer_mesh_first(t);
+    int writer = trainer_writes(t);
+    if (!(vals = malloc((size_t)(2 * G) * sizeof *vals))) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (!(w = rec_writer_open(o->out_path, &h, err, errlen))) goto out;
+    if (writer && !(w = rec_writer_open(o->out_path, &h, err, errlen))) goto out;
     uint64_t n = h.npairs, truncated = 0;
     double t0 = trainer_now(), last = t0;
     char sub[768];
-    for (uint64_t i = 0; i < n; i += (uint64_t)B) {
+    for (uint64_t i = 0; i < n; i += (uint64_t)G) {
         if (o->stop && *o->stop) {
             snprintf(err, errlen, "interrupted after %" PRIu64 " of %" PRIu64 " pairs; %s not written", i, n, o->out_path);
             goto out;
         }
-        int64_t m = (int64_t)(n - i < (uint64_t)B ? n - i : (uint64_t)B);
-        for (int64_t k = 0; k < m; k++) t->idx[k] = i + (uint64_t)k;
+        int64_t m = (int64_t)(n - i < (uint64_t)G ? n - i : (uint64_t)G); /* pairs of this global batch */
+        int64_t mine = m - first < 0 ? 0 : m - first > B ? B : m - first;
+        for (int64_t k = 0; k < mine; k++) t->idx[k] = i + (uint64_t)(first + k);
         int64_t tokens = 0;
-        if (trainer_pack(t, r, t->idx, m, &tokens, sub, sizeof sub)) {
+        if (trainer_pack(t, r, t->idx, mine, &tokens, sub, sizeof sub)) {
             snprintf(err, errlen, "%s: %s", o->data_path, sub);
             goto out;
         }
         if (dpoc_step_logps(s, &t->svc, err, errlen)) goto out;
-        memcpy(vals, t->out_logps, (size_t)(2 * B) * sizeof *vals);
-        for (int64_t k = 0; k < m; k++) {
+        if (D == 1)
+            memcpy(vals, t->out_logps, (size_t)(2 * B) * sizeof *vals);
+        else if (t->mesh->all_gather(t->mesh->ctx, DPOC_AXIS_DP, t->out_logps, vals, 2 * B * (int64_t)sizeof *vals)) {
+            snprintf(err, errlen, "gathering log-probs over dp: %s", t->mesh->error(t->mesh->ctx));
+            goto out;
+        }
+        for (int64_t k = 0; k < mine; k++) truncated += t->slot[k].truncated != 0;
+        for (int64_t q = 0; writer && q < m; q++) {
             RecPair p;
-            truncated += t->slot[k].truncated != 0;
-            if (rec_get(r, t->idx[k], &p, err, errlen)) goto out;
+            const float *v = vals + (q / B) * 2 * B; /* rank q / B's [chosen B | rejected B] */
+            if (rec_get(r, i + (uint64_t)q, &p, err, errlen)) goto out;
             p.has_ref = 1;
-            p.ref_logps[0] = vals[k];
-            p.ref_logps[1] = vals[B + k];
+            p.ref_logps[0] = v[q % B];
+            p.ref_logps[1] = v[B + q % B];
             if (rec_writer_add(w, &p, err, errlen)) goto out;
         }
         double now = trainer_now();
@@ -92,9 +106,17 @@ int train_ref_logps(const TrainOptions *o, FILE *log, char *err, size_t errlen) 
             last = now;
         }
     }
+    if (D > 1) { /* every rank counted its own pairs */
+        double tr = (double)truncated;
+        if (t->mesh->all_reduce_sum(t->mesh->ctx, DPOC_AXIS_DP, &tr, 1, DPOC_COLL_F64)) {
+            snprintf(err, errlen, "reducing over dp: %s", t->mesh->error(t->mesh->ctx));
+            goto out;
+        }
+        truncated = (uint64_t)tr;
+    }
     RecWriter *done = w;
     w = NULL;
-    if (rec_writer_close(done, err, errlen)) goto out;
+    if (done && rec_writer_close(done, err, errlen)) goto out;
     if (isatty(fileno(log)) && trainer_now() - t0 > 2.0) fprintf(log, "\n");
     fprintf(log, "dporun: wrote %s: %" PRIu64 " pairs with reference log-probs of weights %016" PRIx64 " (%.1f s)\n",
             o->out_path, n, hash, trainer_now() - t0);

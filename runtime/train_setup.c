@@ -2,7 +2,8 @@
  *
  * trainer_open loads the step.so (dpoc_step_open checks the ABI version and
  * the CPU features), then checks what this runtime needs of it, each refusal
- * naming what differs: a dp=1, tp=1 mesh, the entry points the job uses, the
+ * naming what differs: the mesh (train_mesh.c: 1 x 1 without mpirun, else
+ * the world's size), the entry points the job uses, the
  * inputs (batch_layout_init) and the outputs `loss` and `logps`. It reads
  * the loss's beta from the manifest's config, adds up the kernels' FLOP
  * estimates per entry, and starts the thread pool.
@@ -25,6 +26,7 @@
 
 #include "train_hash.h"
 #include "train_internal.h"
+#include "train_mesh.h"
 
 double trainer_now(void) {
     struct timespec ts;
@@ -71,21 +73,6 @@ static const float *find_output(DpocStep *s, const char *name, int64_t numel, in
     return p;
 }
 
-static int check_mesh(const DpocStep *s, const char *path, char *err, size_t errlen) {
-    int dp = s->manifest->mesh_dp, tp = s->manifest->mesh_tp;
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(s->json, "mesh");
-    const cJSON *jdp = m ? cJSON_GetObjectItemCaseSensitive(m, "dp") : NULL;
-    const cJSON *jtp = m ? cJSON_GetObjectItemCaseSensitive(m, "tp") : NULL;
-    if (cJSON_IsNumber(jdp) && (int)jdp->valuedouble != dp) dp = (int)jdp->valuedouble;
-    if (cJSON_IsNumber(jtp) && (int)jtp->valuedouble != tp) tp = (int)jtp->valuedouble;
-    if (dp != 1 || tp != 1)
-        return snprintf(err, errlen,
-                        "%s was compiled for a dp=%d x tp=%d mesh; this dporun runs a single process (dp=1, tp=1)",
-                        path, dp, tp),
-               -1;
-    return 0;
-}
-
 static void read_loss_config(Trainer *t) {
     t->beta = 1.0;
     t->loss_name = "?";
@@ -110,7 +97,7 @@ int trainer_open(Trainer *t, const TrainOptions *o, FILE *log, char *err, size_t
     if (dpoc_step_open(&t->step, path, err, errlen)) return -1;
     t->step_open = 1;
     DpocStep *s = &t->step;
-    if (check_mesh(s, o->step_path, err, errlen)) return -1;
+    if (trainer_mesh_setup(t, err, errlen)) return -1;
     if (batch_layout_init(&t->L, s, sub, sizeof sub) || opt_plan_init(&t->plan, s, sub, sizeof sub)) {
         snprintf(err, errlen, "%s: %s", o->step_path, sub);
         return -1;
@@ -137,9 +124,9 @@ int trainer_open(Trainer *t, const TrainOptions *o, FILE *log, char *err, size_t
     t->labels = calloc((size_t)rows, sizeof *t->labels);
     t->idx = calloc((size_t)t->L.B, sizeof *t->idx);
     if (!t->slot || !t->labels || !t->idx) return snprintf(err, errlen, "out of memory"), -1;
-    int threads = o->threads > 0 ? o->threads : tpool_cpu_count();
+    int threads = o->threads > 0 ? o->threads : tpool_default_threads();
     if (!(t->pool = tpool_create(threads, err, errlen))) return -1;
-    t->svc = tpool_services(t->pool);
+    if (trainer_mesh_services(t, tpool_services(t->pool))) return snprintf(err, errlen, "out of memory"), -1;
     double *costs = malloc((size_t)(s->nkernels ? s->nkernels : 1) * sizeof *costs);
     if (!costs) return snprintf(err, errlen, "out of memory"), -1;
     for (int k = 0; k < s->nkernels; k++) {
@@ -160,6 +147,8 @@ void trainer_close(Trainer *t) {
     free(t->slot);
     free(t->labels);
     free(t->idx);
+    free(t->shard);
+    free(t->svc_ctx);
     if (t->step_open) dpoc_step_close(&t->step);
     memset(t, 0, sizeof *t);
 }
@@ -251,7 +240,14 @@ int trainer_pack(Trainer *t, RecReader *r, const uint64_t *idx, int64_t n, int64
 }
 
 int trainer_forward(Trainer *t, MetricsAcc *acc, int64_t n, int64_t tokens, char *err, size_t errlen) {
-    if (dpoc_step_train(&t->step, &t->svc, err, errlen)) return -1;
+    if (dpoc_step_train(&t->step, &t->svc, err, errlen)) {
+        const char *me = trainer_mesh_error(t);
+        if (me) {
+            size_t n = strlen(err);
+            if (n < errlen) snprintf(err + n, errlen - n, " (%s)", me);
+        }
+        return -1;
+    }
     int64_t B = t->L.B;
     for (int64_t k = 0; k < B; k++) {
         t->labels[k] = t->slot[k].labels[0];

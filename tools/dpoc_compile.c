@@ -1,12 +1,15 @@
 /* dpoc_compile.c — `dpoc compile` and `dpoc ir`: YAML -> IR -> passes -> step.so.
  *
- * The driver builds two graphs from one model definition: the training step
- * (forward, loss, then autodiff adds the gradients) and the forward-only
- * log-prob step. Each runs through the pass pipeline with the user's
+ * The driver builds four graphs from one model definition: the training step
+ * (forward, loss, then autodiff adds the gradients), the forward-only
+ * log-prob step, and the generation entries prefill (a chunk of
+ * --prefill-chunk tokens) and decode (one token) over a KV cache of
+ * --max-context positions (frontend/model_generate.c). Each runs through the pass pipeline with the user's
  * print/dump/disable options, then both share one tensor table, each gets a
  * schedule, the memory plan is printed, and codegen writes the step.so
  * (through a temporary file, so a failure leaves no output behind).
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +21,37 @@
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 
-#define TRAIN_PASSES "simplify,autodiff,simplify"
-#define LOGPS_PASSES "simplify"
+#define TRAIN_PASSES "simplify,autodiff,simplify,fuse"
+#define LOGPS_PASSES "simplify,fuse"
+#define TRAIN_PASSES_MESH "simplify,autodiff,simplify,shard,fuse"
+#define LOGPS_PASSES_MESH "simplify,shard,fuse"
 
 typedef struct CompileArgs {
     const char *yaml, *out, *print_after, *dump_dir, *emit_llvm, *target_cpu, *target_features;
     const char *disabled[16];
     int ndisabled, time_passes, expose_logits, quiet;
+    const char *max_context_s, *prefill_chunk_s; /* generation: cache positions, prefill chunk */
+    int64_t max_context, prefill_chunk;
+    int no_generate;                             /* --no-generate: train_step and logps only */
+    const char *mesh_s, *bucket_mb_s; /* --mesh dp=D,tp=T; --bucket-mb N */
+    int64_t mesh_dp, mesh_tp, bucket_mb;
 } CompileArgs;
+
+enum { NGRAPHS = 4 };
+static const char *const graph_names[NGRAPHS] = {"train_step", "logps", "prefill", "decode"};
+
+/* a whole number in [1, 1<<24]; 0 or -1 after a message */
+static int parse_count(const char *cmd, const char *opt, const char *v, int64_t *out) {
+    char *end;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    if (!v || !*v || *end || x < 1 || x > (1 << 24)) {
+        fprintf(stderr, "dpoc %s: --%s: expected a whole number from 1 to %d, got '%s'\n", cmd, opt, 1 << 24,
+                v ? v : "");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
 
 static int parse_args(const char *cmd, const char *synopsis, int argc, char **argv, CompileArgs *a, int need_out) {
     memset(a, 0, sizeof *a);
@@ -36,13 +62,18 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"disable-pass", 0, OPT_LIST, a->disabled, &a->ndisabled, 16, "skip pass NAME (repeatable)"},
         {"time-passes", 0, OPT_FLAG, NULL, &a->time_passes, 0, "print the time each pass took"},
         {"expose-logits", 0, OPT_FLAG, NULL, &a->expose_logits, 0, "also output the logits from the logps entry"},
+        {"mesh", 0, OPT_STRING, &a->mesh_s, NULL, 0, "compile one rank of a dp x tp mesh, e.g. dp=2,tp=2 (default: YAML parallel:)"},
         {"output", 'o', OPT_STRING, &a->out, NULL, 0, "write the step.so here"},
         {"emit-llvm", 0, OPT_STRING, &a->emit_llvm, NULL, 0, "write the LLVM IR (before optimisation) to FILE"},
         {"target-cpu", 0, OPT_STRING, &a->target_cpu, NULL, 0, "LLVM CPU name (default: this machine's)"},
         {"target-features", 0, OPT_STRING, &a->target_features, NULL, 0, "LLVM feature string (default: this machine's)"},
         {"quiet", 'q', OPT_FLAG, NULL, &a->quiet, 0, "do not print the memory plan"},
+        {"max-context", 0, OPT_STRING, &a->max_context_s, NULL, 0, "generation: KV cache positions (default: seq_len)"},
+        {"prefill-chunk", 0, OPT_STRING, &a->prefill_chunk_s, NULL, 0, "generation: prompt tokens per prefill call (default 32)"},
+        {"no-generate", 0, OPT_FLAG, NULL, &a->no_generate, 0, "leave out the prefill/decode entries (faster compile)"},
+        {"bucket-mb", 0, OPT_STRING, &a->bucket_mb_s, NULL, 0, "mesh: MiB per merged dp gradient all-reduce (default 16)"},
     };
-    int nopts = need_out ? (int)(sizeof opts / sizeof opts[0]) : 5;
+    int nopts = need_out ? (int)(sizeof opts / sizeof opts[0]) : 6;
     const char *pos[1];
     int n = dpoc_opts_parse(cmd, synopsis, opts, nopts, argc, argv, pos, 1);
     if (n == -2) return 1;
@@ -52,6 +83,17 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         return 2;
     }
     a->yaml = pos[0];
+    if ((a->max_context_s && parse_count(cmd, "max-context", a->max_context_s, &a->max_context)) ||
+        (a->prefill_chunk_s && parse_count(cmd, "prefill-chunk", a->prefill_chunk_s, &a->prefill_chunk)) ||
+        (a->bucket_mb_s && parse_count(cmd, "bucket-mb", a->bucket_mb_s, &a->bucket_mb)))
+        return 2;
+    if (a->mesh_s) {
+        char merr[256];
+        if (model_mesh_parse(a->mesh_s, &a->mesh_dp, &a->mesh_tp, merr, sizeof merr)) {
+            fprintf(stderr, "dpoc %s: %s\n", cmd, merr);
+            return 2;
+        }
+    }
     if (need_out && !a->out) {
         fprintf(stderr, "dpoc %s: missing -o FILE.so\n", cmd);
         return 2;
@@ -86,17 +128,24 @@ static void ctx_init(PassCtx *c, const CompileArgs *a, const char *prefix) {
 }
 
 /* Builds and optimises one graph. Returns 0, or -1 after printing the error. */
-static int build_one(const ModelCfg *cfg, BuildKind kind, const CompileArgs *a, PassCtx *c, IrGraph *g) {
-    const char *prefix = kind == BUILD_TRAIN ? "train_step" : "logps";
+static int build_one(const ModelCfg *cfg, int which, const CompileArgs *a, PassCtx *c, IrGraph *g) {
+    BuildKind kind = which == 0 ? BUILD_TRAIN : BUILD_LOGPS;
+    const char *prefix = graph_names[which];
     char err[1024];
     BuildOptions bo = {.dtype = DT_F32, .expose_logits = a->expose_logits};
+    GenBuildOptions go = {prefix, which == 3 ? 1 : a->prefill_chunk, a->max_context, DT_F32};
     ir_init(g);
-    if (model_build_graph(cfg, kind, &bo, g, err, sizeof err) != 0) {
+    if ((which < 2 ? model_build_graph(cfg, kind, &bo, g, err, sizeof err)
+                   : model_build_generate(cfg, &go, g, err, sizeof err)) != 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
     ctx_init(c, a, prefix);
-    if (pass_pipeline_run(g, c, kind == BUILD_TRAIN ? TRAIN_PASSES : LOGPS_PASSES) != 0) {
+    c->mesh[IR_MESH_DP] = (int)a->mesh_dp;
+    c->mesh[IR_MESH_TP] = (int)a->mesh_tp;
+    int split = a->mesh_dp * a->mesh_tp > 1; /* the shard pass runs only for a mesh */
+    if (pass_pipeline_run(g, c, kind == BUILD_TRAIN ? (split ? TRAIN_PASSES_MESH : TRAIN_PASSES)
+                                                    : (split ? LOGPS_PASSES_MESH : LOGPS_PASSES)) != 0) {
         fprintf(stderr, "dpoc: %s: %s\n", prefix, c->err);
         return -1;
     }
@@ -126,12 +175,25 @@ static void print_memory_plan(FILE *f, const TensorTable *tt, const SchedPlan *p
     print_bytes(f, "inputs", tt->region_size[DPOC_R_INPUTS]);
     print_bytes(f, "outputs", tt->region_size[DPOC_R_OUTPUTS]);
     print_bytes(f, "peak activations", arena);
-    for (int i = 0; i < nplans; i++) fprintf(f, "    %s: %lld bytes in %d kernels\n", i == 0 ? "train_step" : "logps",
+    for (int i = 0; i < nplans; i++) fprintf(f, "    %s: %lld bytes in %d kernels\n", graph_names[i],
                                             (long long)plans[i].arena_bytes, plans[i].nkernels);
     int64_t total = arena;
     for (int r = 0; r < DPOC_R_COUNT; r++)
         if (r != DPOC_R_ARENA) total += tt->region_size[r];
     print_bytes(f, "total", total);
+}
+
+/* the model's JSON plus "generate": {"max_context", "prefill_chunk"}; frees cfg_json */
+static char *with_generate_json(char *cfg_json, const CompileArgs *a) {
+    cJSON *root = cfg_json ? cJSON_Parse(cfg_json) : NULL;
+    free(cfg_json);
+    if (!root) return NULL;
+    cJSON *gen = cJSON_AddObjectToObject(root, "generate");
+    cJSON_AddNumberToObject(gen, "max_context", (double)a->max_context);
+    cJSON_AddNumberToObject(gen, "prefill_chunk", (double)a->prefill_chunk);
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
 }
 
 static int compile_or_print(int argc, char **argv, int compile) {
@@ -147,52 +209,79 @@ static int compile_or_print(int argc, char **argv, int compile) {
         return 1;
     }
     int status = 1;
-    IrGraph graphs[2];
+    IrGraph graphs[NGRAPHS];
     int built = 0;
     TensorTable tt = {0};
-    SchedPlan plans[2];
+    SchedPlan plans[NGRAPHS];
     int planned = 0;
     char *config_json = NULL;
     PassCtx ctx = {0};
 
-    for (; built < 2; built++)
-        if (build_one(&cfg, built == 0 ? BUILD_TRAIN : BUILD_LOGPS, &a, &ctx, &graphs[built]) != 0) {
+    if (!a.mesh_s) a.mesh_dp = cfg.mesh_dp, a.mesh_tp = cfg.mesh_tp; /* the flag wins over parallel: */
+    int split = a.mesh_dp * a.mesh_tp > 1;
+    int ng = split || a.no_generate ? 2 : NGRAPHS; /* a mesh step has no generation entries (yet) */
+    if (split) {
+        for (int i = 0; i < a.ndisabled; i++)
+            if (strcmp(a.disabled[i], "shard") == 0) {
+                fprintf(stderr, "dpoc %s: --disable-pass shard: a step for mesh dp=%lld,tp=%lld needs the shard pass\n", cmd,
+                        (long long)a.mesh_dp, (long long)a.mesh_tp);
+                model_cfg_free(&cfg);
+                return 2;
+            }
+        if (model_mesh_check(&cfg, a.mesh_dp, a.mesh_tp, err, sizeof err) != 0) {
+            fprintf(stderr, "%s\n", err);
+            model_cfg_free(&cfg);
+            return 1;
+        }
+    }
+    if (!a.max_context) a.max_context = cfg.seq_len;
+    if (!a.prefill_chunk) a.prefill_chunk = a.max_context < 32 ? a.max_context : 32;
+    int64_t rank_pairs = cfg.pairs;
+    cfg.pairs *= a.mesh_dp; /* the global micro-batch; the shard pass cuts out one rank's */
+    for (; built < ng; built++)
+        if (build_one(&cfg, built, &a, &ctx, &graphs[built]) != 0) {
             ir_free(&graphs[built]);
+            cfg.pairs = rank_pairs;
             goto done;
         }
+    cfg.pairs = rank_pairs;
     if (!compile) {
         if (!a.print_after) {
-            printf("; train_step\n");
-            ir_print(&graphs[0], stdout);
-            printf("; logps\n");
-            ir_print(&graphs[1], stdout);
+            for (int i = 0; i < ng; i++) {
+                printf("; %s\n", graph_names[i]);
+                ir_print(&graphs[i], stdout);
+            }
         }
         status = 0;
         goto done;
     }
-    IrGraph *gp[2] = {&graphs[0], &graphs[1]};
-    if (tensor_table_build(&tt, gp, 2, err, sizeof err) != 0) {
+    IrGraph *gp[NGRAPHS] = {&graphs[0], &graphs[1], &graphs[2], &graphs[3]};
+    if (tensor_table_build(&tt, gp, ng, err, sizeof err) != 0) {
         fprintf(stderr, "dpoc: tensor table: %s\n", err);
         goto done;
     }
-    for (; planned < 2; planned++)
+    for (; planned < ng; planned++)
         if (sched_plan(&graphs[planned], &tt, &plans[planned], err, sizeof err) != 0) {
             fprintf(stderr, "dpoc: schedule: %s\n", err);
             goto done;
         }
-    if (!a.quiet) print_memory_plan(stdout, &tt, plans, 2);
-    config_json = model_cfg_to_json(&cfg);
+    if (!a.quiet) print_memory_plan(stdout, &tt, plans, ng);
+    config_json = ng == NGRAPHS ? with_generate_json(model_cfg_to_json(&cfg), &a) : model_cfg_to_json(&cfg);
     if (!config_json) {
         fprintf(stderr, "dpoc: out of memory\n");
         goto done;
     }
-    CodegenEntry entries[2] = {{"train_step", &graphs[0], &plans[0]}, {"logps", &graphs[1], &plans[1]}};
+    CodegenEntry entries[NGRAPHS];
+    for (int i = 0; i < ng; i++) entries[i] = (CodegenEntry){graph_names[i], &graphs[i], &plans[i]};
     CodegenOptions co = {.target_cpu = a.target_cpu,
                          .target_features = a.target_features,
                          .emit_llvm_path = a.emit_llvm,
                          .config_json = config_json,
-                         .with_optimizer = 1};
-    if (codegen_build_so(entries, 2, &tt, &co, a.out, err, sizeof err) != 0) {
+                         .with_optimizer = 1,
+                         .mesh_dp = (int)a.mesh_dp,
+                         .mesh_tp = (int)a.mesh_tp,
+                         .bucket_bytes = (a.bucket_mb ? a.bucket_mb : 16) << 20};
+    if (codegen_build_so(entries, ng, &tt, &co, a.out, err, sizeof err) != 0) {
         fprintf(stderr, "dpoc: codegen: %s\n", err);
         goto done;
     }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "dpoc_cli.h"
+#include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/file_read.h"
 
@@ -42,7 +43,7 @@ static int print_schedule(const IrGraph *g) {
 }
 
 int dpoc_cmd_opt(int argc, char **argv) {
-    const char *passes = "", *print_after = NULL, *dump_dir = NULL, *disabled[16];
+    const char *passes = "", *print_after = NULL, *dump_dir = NULL, *disabled[16], *mesh = NULL;
     int ndisabled = 0, time_passes = 0, schedule = 0;
     DpocOpt opts[] = {
         {"passes", 'p', OPT_STRING, &passes, NULL, 0, "comma-separated passes to run, in order"},
@@ -51,6 +52,7 @@ int dpoc_cmd_opt(int argc, char **argv) {
         {"disable-pass", 0, OPT_LIST, disabled, &ndisabled, 16, "skip pass NAME (repeatable)"},
         {"time-passes", 0, OPT_FLAG, NULL, &time_passes, 0, "print the time each pass took"},
         {"schedule", 0, OPT_FLAG, NULL, &schedule, 0, "also print the kernel schedule of the result"},
+        {"mesh", 0, OPT_STRING, &mesh, NULL, 0, "the dp x tp mesh the shard pass splits for, e.g. dp=2,tp=2"},
     };
     const char *pos[1];
     int n = dpoc_opts_parse("opt", "IN.ir [--passes=a,b] [options]", opts, (int)(sizeof opts / sizeof opts[0]), argc,
@@ -66,6 +68,14 @@ int dpoc_cmd_opt(int argc, char **argv) {
             fprintf(stderr, "dpoc opt: --disable-pass: unknown pass '%s'\n", disabled[i]);
             return 2;
         }
+    int64_t mesh_dp = 1, mesh_tp = 1;
+    if (mesh) {
+        char merr[256];
+        if (model_mesh_parse(mesh, &mesh_dp, &mesh_tp, merr, sizeof merr)) {
+            fprintf(stderr, "dpoc opt: %s\n", merr);
+            return 2;
+        }
+    }
     size_t len = 0;
     char *text = file_read_all(pos[0], &len);
     if (!text) {
@@ -94,6 +104,8 @@ int dpoc_cmd_opt(int argc, char **argv) {
     c.ndisabled = ndisabled;
     for (int i = 0; i < ndisabled; i++) c.disabled[i] = disabled[i];
     c.dump_prefix = "opt";
+    c.mesh[IR_MESH_DP] = (int)mesh_dp;
+    c.mesh[IR_MESH_TP] = (int)mesh_tp;
     if (passes[0] && pass_pipeline_run(&g, &c, passes) != 0) {
         fprintf(stderr, "dpoc opt: %s\n", c.err);
         goto done;

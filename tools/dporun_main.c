@@ -30,6 +30,8 @@ static void install_handlers(void) {
 }
 
 int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--bench")) return dporun_bench_main(argc, argv);
     TrainOptions o;
     DporunMode mode;
     int p = dporun_parse(argc, argv, &o, &mode, stderr);
@@ -37,7 +39,12 @@ int main(int argc, char **argv) {
     install_handlers();
     o.stop = &stop_requested;
     char err[2048] = "";
-    int rc = mode == DPORUN_REF_LOGPS ? train_ref_logps(&o, stderr, err, sizeof err) : train_run(&o, stderr, err, sizeof err);
+    FILE *log = stderr; /* under mpirun: ranks other than 0 log nothing (dporun_mesh.c) */
+    if (dporun_mesh_begin(&argc, &argv, &o, &log)) return 1;
+    int rc = mode == DPORUN_REF_LOGPS ? train_ref_logps(&o, log, err, sizeof err)
+             : mode == DPORUN_PREDICT ? dporun_predict(&o, stdin, stdout, stderr, err, sizeof err)
+                                      : train_run(&o, log, err, sizeof err);
+    dporun_mesh_end(rc, err, log);
     if (rc < 0) {
         fprintf(stderr, "dporun: %s\n", err);
         return 1;

@@ -174,6 +174,7 @@ H(warmup_ratio) {
 H(max_grad_norm) { return c->o->set |= TRAIN_SET_CLIP, parse_double(c, v, 0, INFINITY, 0, &c->o->max_grad_norm); }
 H(grad_accum) { return c->o->set |= TRAIN_SET_ACCUM, parse_int(c, v, 1, 1 << 20, &c->o->grad_accum); }
 H(threads) { return parse_int(c, v, 1, 4096, &c->o->threads); }
+H(zero) { return parse_int(c, v, 0, 1, &c->o->zero); }
 H(kernel_grain) { return parse_double(c, v, 0, INFINITY, 0, &c->o->kernel_grain); }
 H(preset) { return (void)c, (void)v, 0; } /* applied in the first pass */
 H(eval_data) { return c->o->eval_path = v, 0; }
@@ -187,6 +188,33 @@ H(no_shuffle) { return (void)v, c->o->set |= TRAIN_SET_SHUFFLE, c->o->shuffle = 
 H(peak_gflops) { return parse_double(c, v, 0, INFINITY, 1, &c->o->peak_gflops); }
 H(log_every) { return parse_u64(c, v, 1, &c->o->log_every); }
 H(progress) { return (void)v, c->o->progress = 1, 0; }
+/* ---- prediction (docs/dporun.md "Prediction") ---- */
+H(predict) { return *c->mode = DPORUN_PREDICT, c->o->gen.on = 1, c->o->gen.prompt = v, 0; }
+H(interactive) { return (void)v, *c->mode = DPORUN_PREDICT, c->o->gen.on = 1, c->o->gen.interactive = 1, 0; }
+H(prompt_ids) { return *c->mode = DPORUN_PREDICT, c->o->gen.on = 1, c->o->gen.prompt_ids = v, 0; }
+H(ckpt) { return c->o->gen.ckpt_path = v, 0; }
+H(tokenizer) { return c->o->gen.tokenizer_dir = v, 0; }
+H(system) { return c->o->gen.system = v, 0; }
+H(template) {
+    ChatTemplate t;
+    if (chat_template_parse(v, &t)) return bad(c, "chatml, internlm2, llama3 or none", v);
+    return c->o->gen.template_name = v, 0;
+}
+H(max_new_tokens) {
+    uint64_t x;
+    if (parse_u64(c, v, 1, &x)) return -1;
+    return c->o->gen.max_new_tokens = (int64_t)(x > INT64_MAX ? INT64_MAX : x), 0;
+}
+H(temperature) { return c->o->gen.sample = 1, parse_double(c, v, 0, INFINITY, 1, &c->o->gen.s.temperature); }
+H(top_k) { return c->o->gen.sample = 1, parse_int(c, v, 1, 1 << 30, &c->o->gen.s.top_k); }
+H(top_p) {
+    c->o->gen.sample = 1;
+    char *end;
+    double d = strtod(v, &end);
+    if (!*v || *end || !(d > 0 && d <= 1)) return bad(c, "a number > 0 and <= 1", v);
+    return c->o->gen.s.top_p = d, 0;
+}
+H(repetition_penalty) { return parse_double(c, v, 0, INFINITY, 1, &c->o->gen.s.repetition_penalty); }
 H(no_progress) { return (void)v, c->o->progress = 0, 0; }
 #undef H
 
@@ -213,6 +241,7 @@ static const Opt opts[] = {
     {"max-grad-norm", 1, "X", "clip the global gradient norm (default 1; 0: off)", h_max_grad_norm},
     {"grad-accum", 1, "N", "micro-batches per optimizer step (default 1)", h_grad_accum},
     {"threads", 1, "N", "worker threads (default: every CPU available)", h_threads},
+    {"zero", 1, "0|1", "under mpirun: 1 splits AdamW's moments over the dp ranks (ZeRO-1; docs/mpi.md)", h_zero},
     {"kernel-grain", 1, "X", "kernel work (FLOPs + bytes) per thread below which a kernel is not split (0: split all)", h_kernel_grain},
     {"preset", 1, "NAME", "xtuner or mindrlhf: their DPO optimizer settings", h_preset},
     {"eval-data", 1, "REC", "held-out pairs, evaluated at the end (and every --eval-every steps)", h_eval_data},
@@ -227,12 +256,25 @@ static const Opt opts[] = {
     {"log-every", 1, "N", "plain progress lines every N steps", h_log_every},
     {"progress", 0, NULL, "always show the live progress line", h_progress},
     {"no-progress", 0, NULL, "never show the live progress line", h_no_progress},
+    {"predict", 1, "TEXT", "generate a reply to TEXT (chat template applied) and stream it", h_predict},
+    {"interactive", 0, NULL, "chat: read user turns from stdin until EOF, an empty line or 'exit'", h_interactive},
+    {"prompt-ids", 1, "I,J,..", "generate from these token ids (no template); print the new ids", h_prompt_ids},
+    {"ckpt", 1, "DIR|FILE", "prediction: the weights (a checkpoint; or --init-hf DIR)", h_ckpt},
+    {"tokenizer", 1, "DIR", "prediction: the tokenizer directory", h_tokenizer},
+    {"system", 1, "TEXT", "prediction: the system message", h_system},
+    {"template", 1, "NAME", "prediction: chatml, internlm2, llama3 or none (default: from the tokenizer)", h_template},
+    {"max-new-tokens", 1, "N", "prediction: stop after N new tokens (default: an end token or a full context)", h_max_new_tokens},
+    {"temperature", 1, "T", "prediction: sample from softmax(logits / T) (default: greedy)", h_temperature},
+    {"top-k", 1, "K", "prediction: sample among the K most likely tokens", h_top_k},
+    {"top-p", 1, "P", "prediction: sample from the smallest top set of probability >= P", h_top_p},
+    {"repetition-penalty", 1, "X", "prediction: divide (multiply if negative) seen tokens' logits by X", h_repetition_penalty},
 };
 enum { NOPTS = sizeof opts / sizeof opts[0] };
 
 void dporun_usage(FILE *out) {
     fprintf(out, "usage: dporun STEP.so --data REC [options]\n"
-                 "       dporun STEP.so --data REC --ref-logps -o OUT.rec [--init CKPT | --seed S]\n\noptions:\n");
+                 "       dporun STEP.so --data REC --ref-logps -o OUT.rec [--init CKPT | --seed S]\n"
+                 "       dporun STEP.so --bench [KERNEL] [--threads N] [--reps N]   (dporun --bench --help)\n\noptions:\n");
     for (int i = 0; i < NOPTS; i++) {
         char left[64];
         snprintf(left, sizeof left, "%s%s %s", opts[i].name[1] ? "--" : "-", opts[i].name,
@@ -298,6 +340,23 @@ static int need(Ctx *c, int cond, const char *msg) {
     return cond ? 0 : -1;
 }
 
+/* the rules of --predict / --interactive / --prompt-ids */
+static int predict_checks(Ctx *c) {
+    const TrainOptions *o = c->o;
+    const GenOptions *g = &o->gen;
+    int modes = (g->prompt != NULL) + g->interactive + (g->prompt_ids != NULL);
+    int weights = (g->ckpt_path != NULL) + (o->init_path != NULL) + (o->init_hf_path != NULL);
+    return need(c, modes == 1, "--predict, --interactive and --prompt-ids are exclusive: give one") ||
+                   need(c, !o->data_path && !o->eval_path && !o->out_path && !o->save_dir && !o->resume_path &&
+                               !o->metrics_path,
+                        "--predict/--interactive do not train: leave out --data, --eval-data, -o, --save, --resume "
+                        "and --metrics") ||
+                   need(c, weights <= 1, "--ckpt, --init and --init-hf are exclusive: give one set of weights") ||
+                   need(c, g->prompt_ids || g->tokenizer_dir, "--predict and --interactive need --tokenizer DIR")
+               ? -1
+               : 0;
+}
+
 int dporun_parse(int argc, char **argv, TrainOptions *o, DporunMode *mode, FILE *err) {
     train_options_default(o);
     *mode = DPORUN_TRAIN;
@@ -310,7 +369,12 @@ int dporun_parse(int argc, char **argv, TrainOptions *o, DporunMode *mode, FILE 
     const char *step = NULL;
     if (walk(&c, argc, argv, 0, &step) || walk(&c, argc, argv, 1, &step)) return -1;
     o->step_path = step;
-    if (need(&c, step != NULL, "no step.so given (usage: dporun STEP.so --data REC ...)") ||
+    if (need(&c, step != NULL, "no step.so given (usage: dporun STEP.so --data REC ...)")) return -1;
+    if (*mode == DPORUN_PREDICT) return predict_checks(&c);
+    if (need(&c, !o->gen.ckpt_path && !o->gen.tokenizer_dir && !o->gen.system && !o->gen.template_name &&
+                     !o->gen.max_new_tokens && !o->gen.sample && !o->gen.s.repetition_penalty,
+             "--ckpt, --tokenizer, --system, --template, --max-new-tokens and the sampling options go with "
+             "--predict TEXT or --interactive") ||
         need(&c, o->data_path != NULL, "--data REC is required"))
         return -1;
     if (*mode == DPORUN_REF_LOGPS) {

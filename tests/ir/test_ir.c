@@ -258,6 +258,12 @@ static void build_all_ops(IrGraph *g, int covered[OP_COUNT]) {
             case OP_SCATTER_ADD_ROWS: r = ir_scatter_add_rows(g, a, ids, 5); break;
             case OP_PICK: r = ir_pick(g, a, ids); break;
             case OP_UNPICK: r = ir_unpick(g, v, ids, 4); break;
+            case OP_ALL_REDUCE:
+                legal = t != DT_I32;
+                r = ir_all_reduce(g, a, IR_MESH_TP);
+                break;
+            case OP_ALL_GATHER: r = ir_all_gather(g, a, IR_MESH_DP, 1, 2); break;
+            case OP_AXIS_INDEX: r = ir_axis_index(g, k == 0 ? IR_MESH_DP : IR_MESH_TP); break;
             case OP_COUNT: break;
             }
             if (legal) {
