@@ -33,6 +33,7 @@ typedef struct CompileArgs {
     const char *max_context_s, *prefill_chunk_s; /* generation: cache positions, prefill chunk */
     int64_t max_context, prefill_chunk;
     int no_generate;                             /* --no-generate: train_step and logps only */
+    int plan_only;                               /* --plan-only: print the memory plan, write nothing */
     const char *mesh_s, *bucket_mb_s; /* --mesh dp=D,tp=T; --bucket-mb N */
     int64_t mesh_dp, mesh_tp, bucket_mb;
 } CompileArgs;
@@ -72,6 +73,7 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"prefill-chunk", 0, OPT_STRING, &a->prefill_chunk_s, NULL, 0, "generation: prompt tokens per prefill call (default 32)"},
         {"no-generate", 0, OPT_FLAG, NULL, &a->no_generate, 0, "leave out the prefill/decode entries (faster compile)"},
         {"bucket-mb", 0, OPT_STRING, &a->bucket_mb_s, NULL, 0, "mesh: MiB per merged dp gradient all-reduce (default 16)"},
+        {"plan-only", 0, OPT_FLAG, NULL, &a->plan_only, 0, "print the memory plan and stop before code generation (no -o)"},
     };
     int nopts = need_out ? (int)(sizeof opts / sizeof opts[0]) : 6;
     const char *pos[1];
@@ -94,7 +96,11 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
             return 2;
         }
     }
-    if (need_out && !a->out) {
+    if (a->plan_only && (a->out || a->quiet || a->emit_llvm)) {
+        fprintf(stderr, "dpoc %s: --plan-only writes nothing and prints the plan: it takes no -o, -q or --emit-llvm\n", cmd);
+        return 2;
+    }
+    if (need_out && !a->out && !a->plan_only) {
         fprintf(stderr, "dpoc %s: missing -o FILE.so\n", cmd);
         return 2;
     }
@@ -266,6 +272,10 @@ static int compile_or_print(int argc, char **argv, int compile) {
             goto done;
         }
     if (!a.quiet) print_memory_plan(stdout, &tt, plans, ng);
+    if (a.plan_only) {
+        status = 0;
+        goto done;
+    }
     config_json = ng == NGRAPHS ? with_generate_json(model_cfg_to_json(&cfg), &a) : model_cfg_to_json(&cfg);
     if (!config_json) {
         fprintf(stderr, "dpoc: out of memory\n");

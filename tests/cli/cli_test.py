@@ -69,6 +69,15 @@ check("ir train graph has the loss and gradients",
 p = run("ir", tiny, "--disable-pass", "autodiff")
 check("--disable-pass autodiff leaves no gradients", p.returncode == 0 and 'output grad "' not in p.stdout, p.stderr)
 
+# --plan-only: the same plan as a full compile, nothing written
+p0 = run("compile", tiny, "-o", str(work / "plan.so"))
+before = sorted(os.listdir(work))
+p1 = run("compile", tiny, "--plan-only")
+check("--plan-only exits 0 and prints the same memory plan as a compile",
+      p0.returncode == 0 and p1.returncode == 0 and "memory plan" in p1.stdout and
+      p0.stdout.split("wrote ")[0] == p1.stdout, f"{p1.returncode} {p1.stdout!r} vs {p0.stdout!r}")
+check("--plan-only writes no file", "wrote" not in p1.stdout and sorted(os.listdir(work)) == before)
+
 # usage errors: status 2, a message, nothing written
 bad = work / "bad.so"
 for args, msg in [
@@ -77,6 +86,7 @@ for args, msg in [
     (["compile", tiny, "-o", str(bad), "--no-such-flag"], "unknown option '--no-such-flag'"),
     (["compile", tiny, "-o", str(bad), "--disable-pass", "nosuch"], "unknown pass 'nosuch'"),
     (["compile", tiny, "-o"], "needs a value"),
+    (["compile", tiny, "-o", str(bad), "--plan-only"], "--plan-only writes nothing"),
     (["ir", tiny, "-o", str(bad)], "unknown option '-o'"),
     (["frobnicate"], "unknown command 'frobnicate'"),
 ]:

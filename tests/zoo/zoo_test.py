@@ -46,9 +46,11 @@ def hand_count(c):
     return V * H * (1 if c.get("tie_word_embeddings", False) else 2) + L * layer + H
 
 
-def compiled_count(yaml, tag):
+def compiled_count(yaml, tag, plan_only=False):
+    """The parameter count of the memory plan; a full compile unless plan_only
+    (the same front end and passes, no code generation)."""
     so = work / (tag + ".so")
-    p = run("compile", yaml, "-o", so)
+    p = run("compile", yaml, "--plan-only") if plan_only else run("compile", yaml, "-o", so)
     m = re.search(r"memory plan \((\d+) trainable parameters\)", p.stdout)
     plan = all(k in p.stdout for k in ("parameters", "gradients", "optimizer state", "peak activations", "total"))
     so.unlink(missing_ok=True)
@@ -60,12 +62,16 @@ def compiled_count(yaml, tag):
 
 cfg = {n: json.loads((configs / (n + ".json")).read_text()) for n in ZOO}
 
-# 1. the zoo: compiled counts equal the hand formula
+# 1. the zoo: planned counts equal the hand formula. Two of them (tied Qwen2, untied
+#    Llama with the largest shapes) go through code generation too; the others differ
+#    from them only in sizes, and a full compile of each costs CI minutes under ASan.
+FULL = ("qwen2-0.5b", "llama-3-8b")
 zoo_counts = {}
 for n in ZOO:
-    got = compiled_count(root / "models" / "zoo" / (n + ".yaml"), "zoo-" + n)
+    got = compiled_count(root / "models" / "zoo" / (n + ".yaml"), "zoo-" + n, plan_only=n not in FULL)
     zoo_counts[n] = got
-    check(f"zoo {n}: compiles, prints its memory plan, {hand_count(cfg[n]):,} parameters", got == hand_count(cfg[n]),
+    how = "compiles" if n in FULL else "plans"
+    check(f"zoo {n}: {how}, prints its memory plan, {hand_count(cfg[n]):,} parameters", got == hand_count(cfg[n]),
           f"compile printed {got}")
 check("Qwen2-0.5B has exactly 494,032,768 parameters", zoo_counts["qwen2-0.5b"] == 494032768 == hand_count(cfg["qwen2-0.5b"]))
 
@@ -127,7 +133,7 @@ for n in ZOO:
     y = work / ("imported-" + n + ".yaml")
     p = run("import-config", configs / (n + ".json"), "--name", n)
     y.write_text(p.stdout)
-    got = compiled_count(y, "imp-" + n) if p.returncode == 0 else None
+    got = compiled_count(y, "imp-" + n, plan_only=True) if p.returncode == 0 else None
     check(f"import-config {n}: {hand_count(cfg[n]):,} parameters, as the shipped zoo YAML",
           got == hand_count(cfg[n]) == zoo_counts[n], f"{p.stderr} got {got}")
     check(f"import-config {n}: the training shape is 1 x 512", "train: {pairs: 1, seq_len: 512}" in p.stdout)
