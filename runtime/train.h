@@ -69,6 +69,7 @@ typedef struct TrainOptions {
     const volatile sig_atomic_t *stop; /* when non-zero: finish the step, save, return 1 */
     struct TrainMesh *mesh; /* the processes of an mpirun job (mesh.h); NULL: one process */
     int zero;               /* 1: ZeRO-1, AdamW moments split over the dp ranks */
+    int ckpt_sharded;       /* 1: --ckpt-layout sharded: one file per tp rank + manifest (ckpt_mesh.h) */
     GenOptions gen;       /* dporun --predict / --interactive (runtime/generate.h) */
 } TrainOptions;
 

@@ -25,6 +25,7 @@
 
 #include "train_internal.h"
 #include "train_mesh.h"
+#include "train_ckpt_mesh.h"
 #include "train_zero.h"
 #include "train_params.h"
 
@@ -87,8 +88,10 @@ static int gather_full(Trainer *t, CkptTensor *ts, const DpocTensorInfo **tis, i
 
 int trainer_save(Trainer *t, const char *dir, uint64_t step, const BatchOrder *order, char *err, size_t errlen) {
     DpocStep *s = &t->step;
-    /* a mesh writes one full checkpoint from world rank 0 (train_mesh.h) */
-    if (!trainer_writes(t) && t->svc.tp_size == 1 && !t->zero) return 0;
+    /* a mesh writes one full checkpoint from world rank 0 (train_mesh.h),
+     * or with --ckpt-layout sharded one file per tp rank (train_ckpt_mesh.h) */
+    int sharded = t->o->ckpt_sharded && t->mesh && (t->svc.tp_size > 1 || t->svc.dp_size > 1);
+    if (!sharded && !trainer_writes(t) && t->svc.tp_size == 1 && !t->zero) return 0;
     int cap = 3 * s->ntensors + 1, n = 0, rc = -1;
     CkptTensor *ts = calloc((size_t)cap, sizeof *ts);
     const DpocTensorInfo **tis = calloc((size_t)cap, sizeof *tis);
@@ -121,8 +124,11 @@ int trainer_save(Trainer *t, const char *dir, uint64_t step, const BatchOrder *o
             if (add_tensor(&ts[n++], "", ti, s->regions[ti->region] + ti->offset, err, errlen)) goto out;
         }
     }
-    if (t->svc.tp_size > 1 && gather_full(t, ts, tis, n, bufs, err, errlen)) goto out;
-    if (!trainer_writes(t)) {
+    if (sharded)
+        trainer_mark_shards(t, ts, tis, n);
+    else if (t->svc.tp_size > 1 && gather_full(t, ts, tis, n, bufs, err, errlen))
+        goto out;
+    if (!sharded && !trainer_writes(t)) {
         rc = 0;
         goto out;
     }
@@ -139,7 +145,10 @@ int trainer_save(Trainer *t, const char *dir, uint64_t step, const BatchOrder *o
         goto out;
     }
     memcpy(st->extra_json, extra, strlen(extra) + 1);
-    rc = ckpt_save(dir, st, ts, n, t->o->keep_last, err, errlen);
+    if (sharded)
+        rc = trainer_save_shards(t, dir, st, ts, n, err, errlen);
+    else
+        rc = ckpt_save(dir, st, ts, n, t->o->keep_last, err, errlen);
 out:
     free(extra);
     for (int k = 0; bufs && k < n; k++) free(bufs[k]);
@@ -182,7 +191,7 @@ int trainer_resume(Trainer *t, Ckpt *c, uint64_t *step, uint64_t *epoch, uint64_
                         "; %s has %016" PRIx64 ")",
                         path, st->config_hash, t->o->step_path, t->config_hash),
                -1;
-    if (st->mesh_dp != 1 || st->mesh_tp != 1)
+    if ((st->mesh_dp != 1 || st->mesh_tp != 1) && !trainer_own_shard(t, st))
         return snprintf(err, errlen, "%s is one rank's shard of a dp=%d x tp=%d checkpoint; resume from a full "
                                      "checkpoint (dporun writes full ones on any mesh)", path,
                         st->mesh_dp, st->mesh_tp),

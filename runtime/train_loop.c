@@ -37,6 +37,7 @@
 #include "mesh.h"
 #include "train_internal.h"
 #include "train_mesh.h"
+#include "train_ckpt_mesh.h"
 #include "train_zero.h"
 #include "train_params.h"
 
@@ -171,7 +172,7 @@ static int setup(Run *r, const TrainOptions *o, FILE *log, char *err, size_t err
     config_from_options(&t->cfg, o);
     uint64_t epoch = 0, pos = 0;
     if (o->resume_path) {
-        if (!(r->resume = ckpt_open(o->resume_path, err, errlen))) return -1;
+        if (!(r->resume = trainer_open_ckpt(t, o->resume_path, err, errlen))) return -1;
         if (trainer_resume(t, r->resume, &r->start, &epoch, &pos, err, errlen)) return -1;
     } else {
         if (o->init_path || o->init_hf_path) {

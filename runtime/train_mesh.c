@@ -349,13 +349,15 @@ int trainer_mesh_load_role(Trainer *t, Ckpt *c, DpocRole role, const char *prefi
         if (k < 0) return snprintf(err, errlen, "%s: has no tensor %s", ckpt_path(c), name), -1;
         const CkptTensor *ct = ckpt_tensor(c, k);
         int same = ct->dtype == CKPT_F32 && ti->dtype == DPOC_DT_F32 && ct->ndim == sh->ndim;
-        for (int d = 0; same && d < sh->ndim; d++) same = ct->shape[d] == sh->full[d];
+        /* this rank's own block (a sharded checkpoint of the same tp, ckpt_mesh.h) */
+        int local = same && sh->dim >= 0 && ct->shard[sh->dim] == CKPT_SHARD_TP;
+        for (int d = 0; same && d < sh->ndim; d++) same = ct->shape[d] == (local ? ti->shape[d] : sh->full[d]);
         if (!same)
-            return snprintf(err, errlen, "%s: tensor %s does not have the full (unsharded) f32 shape the step expects",
-                            ckpt_path(c), name),
+            return snprintf(err, errlen, "%s: tensor %s does not have the %s f32 shape the step expects",
+                            ckpt_path(c), name, local ? "local (tp-sharded)" : "full (unsharded)"),
                    -1;
         uint8_t *dst = s->regions[region == DPOC_R_COUNT ? ti->region : region] + ti->offset;
-        if (sh->dim < 0) {
+        if (sh->dim < 0 || local) {
             if (ckpt_read_tensor(c, k, dst, (size_t)ti->nbytes, err, errlen)) return -1;
             continue;
         }

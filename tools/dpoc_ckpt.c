@@ -14,6 +14,9 @@
 
 #include "dpoc_cli.h"
 #include "runtime/ckpt.h"
+#include "runtime/ckpt_mesh.h"
+
+int dpoc_ckpt_mesh_info(const char *cmd, const char *path, int verify); /* dpoc_ckpt_mesh.c */
 
 typedef struct CkptCommand {
     const char *name, *synopsis, *help;
@@ -57,6 +60,8 @@ static int cmd_info(const char *cmd, const char *synopsis, int argc, char **argv
     const char *path = one_path(cmd, synopsis, argc, argv, &rc);
     if (!path) return rc;
     char err[1024];
+    char manifest[4096];
+    if (ckpt_mesh_detect(path, manifest, sizeof manifest, err, sizeof err) == 1) return dpoc_ckpt_mesh_info(cmd, path, 0);
     Ckpt *c = ckpt_open(path, err, sizeof err);
     if (!c) {
         fprintf(stderr, "dpoc %s: %s\n", cmd, err);
@@ -109,6 +114,8 @@ static int cmd_verify(const char *cmd, const char *synopsis, int argc, char **ar
     const char *path = one_path(cmd, synopsis, argc, argv, &rc);
     if (!path) return rc;
     char err[1024];
+    char manifest[4096];
+    if (ckpt_mesh_detect(path, manifest, sizeof manifest, err, sizeof err) == 1) return dpoc_ckpt_mesh_info(cmd, path, 1);
     Ckpt *c = ckpt_open(path, err, sizeof err);
     if (!c) {
         fprintf(stderr, "dpoc %s: %s\n", cmd, err);
@@ -134,6 +141,8 @@ static int cmd_verify(const char *cmd, const char *synopsis, int argc, char **ar
 
 int dpoc_ckpt_cmd_import(const char *cmd, const char *synopsis, int argc, char **argv);    /* dpoc_ckpt_hf.c */
 int dpoc_ckpt_cmd_export_hf(const char *cmd, const char *synopsis, int argc, char **argv); /* dpoc_ckpt_hf.c */
+int dpoc_ckpt_cmd_merge(const char *cmd, const char *synopsis, int argc, char **argv);     /* dpoc_ckpt_mesh.c */
+int dpoc_ckpt_cmd_reshard(const char *cmd, const char *synopsis, int argc, char **argv);   /* dpoc_ckpt_mesh.c */
 
 static const CkptCommand commands[] = {
     {"info", "CKPT|DIR", "print the training state and the tensor table", cmd_info},
@@ -142,6 +151,9 @@ static const CkptCommand commands[] = {
      dpoc_ckpt_cmd_import},
     {"export-hf", "CKPT|DIR OUT_DIR --step STEP.so [--dtype f32|bf16|f16] [--max-shard-size 2GB] [--tokenizer DIR]",
      "write Hugging Face safetensors + config.json", dpoc_ckpt_cmd_export_hf},
+    {"merge", "SHARDED_DIR|MANIFEST -o CKPT_DIR", "a sharded checkpoint -> one full checkpoint", dpoc_ckpt_cmd_merge},
+    {"reshard", "CKPT|DIR --mesh dp=D,tp=T -o OUT_DIR [--step STEP.so]", "re-cut a checkpoint for another mesh",
+     dpoc_ckpt_cmd_reshard},
 };
 
 static void usage(FILE *f) {

@@ -175,6 +175,10 @@ H(max_grad_norm) { return c->o->set |= TRAIN_SET_CLIP, parse_double(c, v, 0, INF
 H(grad_accum) { return c->o->set |= TRAIN_SET_ACCUM, parse_int(c, v, 1, 1 << 20, &c->o->grad_accum); }
 H(threads) { return parse_int(c, v, 1, 4096, &c->o->threads); }
 H(zero) { return parse_int(c, v, 0, 1, &c->o->zero); }
+H(ckpt_layout) {
+    if (strcmp(v, "full") && strcmp(v, "sharded")) return bad(c, "full or sharded", v);
+    return c->o->ckpt_sharded = !strcmp(v, "sharded"), 0;
+}
 H(kernel_grain) { return parse_double(c, v, 0, INFINITY, 0, &c->o->kernel_grain); }
 H(preset) { return (void)c, (void)v, 0; } /* applied in the first pass */
 H(eval_data) { return c->o->eval_path = v, 0; }
@@ -242,6 +246,7 @@ static const Opt opts[] = {
     {"grad-accum", 1, "N", "micro-batches per optimizer step (default 1)", h_grad_accum},
     {"threads", 1, "N", "worker threads (default: every CPU available)", h_threads},
     {"zero", 1, "0|1", "under mpirun: 1 splits AdamW's moments over the dp ranks (ZeRO-1; docs/mpi.md)", h_zero},
+    {"ckpt-layout", 1, "full|sharded", "mesh checkpoints: one full file (default) or one file per tp rank + manifest", h_ckpt_layout},
     {"kernel-grain", 1, "X", "kernel work (FLOPs + bytes) per thread below which a kernel is not split (0: split all)", h_kernel_grain},
     {"preset", 1, "NAME", "xtuner or mindrlhf: their DPO optimizer settings", h_preset},
     {"eval-data", 1, "REC", "held-out pairs, evaluated at the end (and every --eval-every steps)", h_eval_data},
