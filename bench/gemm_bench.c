@@ -45,6 +45,7 @@
 #include "passes/passes.h"
 #include "runtime/step_load.h"
 #include "runtime/threadpool.h"
+#include "cpu_clock.h"
 
 typedef struct Shape {
     char what[24];
@@ -277,23 +278,14 @@ out:
 }
 
 static double default_peak(void) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    double mhz = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "cpu MHz", 7)) {
-            const char *c = strchr(line, ':');
-            if (c) mhz = atof(c + 1);
-            break;
-        }
-    if (f) fclose(f);
+    double ghz = bench_cpu_ghz();
     int lanes = 4;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) lanes = 16;
     else if (__builtin_cpu_supports("avx")) lanes = 8;
 #endif
-    return mhz / 1000.0 * lanes * 2 * 2;
+    return ghz * lanes * 2 * 2;
 }
 
 static void usage(void) {

@@ -42,6 +42,7 @@
 #include "runtime/step_load.h"
 #include "runtime/kprof.h"
 #include "runtime/threadpool.h"
+#include "cpu_clock.h"
 
 #define BENCH_GRAIN 262144.0 /* dporun's default kernel grain (runtime/train_internal.h) */
 
@@ -121,19 +122,6 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static double cpu_ghz(void) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    double mhz = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "cpu MHz", 7)) {
-            const char *c = strchr(line, ':');
-            if (c) mhz = atof(c + 1);
-            break;
-        }
-    if (f) fclose(f);
-    return mhz > 0 ? mhz / 1000.0 : 0;
-}
 
 static int cpu_lanes(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -213,7 +201,7 @@ int main(int argc, char **argv) {
     qsort(times, (size_t)steps, sizeof *times, cmp_double);
     double med = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
     if (peak <= 0) {
-        if (ghz <= 0) ghz = cpu_ghz();
+        if (ghz <= 0) ghz = bench_cpu_ghz();
         if (lanes <= 0) lanes = cpu_lanes();
         peak = threads * ghz * lanes * 2.0 * fma_units;
     }

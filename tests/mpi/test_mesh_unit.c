@@ -17,16 +17,7 @@
 #include "runtime/train_mesh.h"
 #include "runtime/train_zero.h"
 
-static int fails;
-#define CHECK(c, ...)                                                                                                  \
-    do {                                                                                                               \
-        if (!(c)) {                                                                                                    \
-            fails++;                                                                                                   \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                                \
-            printf(__VA_ARGS__);                                                                                       \
-            printf("\n");                                                                                              \
-        }                                                                                                              \
-    } while (0)
+#include "tests/check.h"
 
 static void test_slices(void) {
     const int64_t S[3] = {4, 6, 3};
@@ -47,12 +38,12 @@ static void test_slices(void) {
                                 fc = c + (dim == 2 ? r * L[2] : 0);
                         float want = full[(fa * S[1] + fb) * S[2] + fc];
                         float got = local[(a * L[1] + b) * L[2] + c];
-                        CHECK(got == want, "dim %d rank %d local (%lld,%lld,%lld) = %g, want %g", dim, r, (long long)a,
+                        CHECK_MSG(got == want, "dim %d rank %d local (%lld,%lld,%lld) = %g, want %g", dim, r, (long long)a,
                               (long long)b, (long long)c, got, want);
                     }
             mesh_unslice(&sh, T, r, local, back);
         }
-        CHECK(!memcmp(back, full, sizeof full), "dim %d: the blocks do not reassemble the tensor", dim);
+        CHECK_MSG(!memcmp(back, full, sizeof full), "dim %d: the blocks do not reassemble the tensor", dim);
     }
     printf("slices: done\n");
 }
@@ -69,12 +60,12 @@ static void test_zero(const char *path) {
     DpocStep s;
     char err[512];
     if (dpoc_step_open(&s, path, err, sizeof err)) {
-        CHECK(0, "%s", err);
+        CHECK_MSG(0, "%s", err);
         return;
     }
     double *adamw = dpoc_step_find(&s, "adamw", DPOC_ROLE_INPUT, NULL);
     int k = zero_find_kernel(&s);
-    CHECK(adamw && k >= 0, "the step has no adamw input / kernel");
+    CHECK_MSG(adamw && k >= 0, "the step has no adamw input / kernel");
     if (!adamw || k < 0) {
         dpoc_step_close(&s);
         return;
@@ -89,7 +80,7 @@ static void test_zero(const char *path) {
     }
     opt_adamw_hparams(adamw, 1e-3, 0.9, 0.999, 1e-8, 0.1, 7);
     for (int r = 0; r < 4; r++) memcpy(s.regions[r], init[r], bytes);
-    CHECK(dpoc_step_optimizer(&s, NULL, err, sizeof err) == 0, "optimizer_step: %s", err);
+    CHECK_MSG(dpoc_step_optimizer(&s, NULL, err, sizeof err) == 0, "optimizer_step: %s", err);
     for (int r = 0; r < 4; r++) memcpy(want[r], s.regions[r], bytes);
     for (int D = 3; D <= 5; D += 2) {
         memcpy(s.regions[DPOC_R_PARAMS], init[0], bytes);
@@ -100,14 +91,14 @@ static void test_zero(const char *path) {
             float *m = malloc((size_t)(c ? c : 1) * 4), *v = malloc((size_t)(c ? c : 1) * 4);
             memcpy(m, init[2] + lo, (size_t)(hi - lo) * 4);
             memcpy(v, init[3] + lo, (size_t)(hi - lo) * 4);
-            CHECK(zero_adamw_range(&s, NULL, k, lo, hi, m, v, adamw, err, sizeof err) == 0, "%s", err);
-            CHECK(adamw[7] == 0, "adamw[7] not restored");
-            CHECK(!memcmp(m, want[2] + lo, (size_t)(hi - lo) * 4) && !memcmp(v, want[3] + lo, (size_t)(hi - lo) * 4),
+            CHECK_MSG(zero_adamw_range(&s, NULL, k, lo, hi, m, v, adamw, err, sizeof err) == 0, "%s", err);
+            CHECK_MSG(adamw[7] == 0, "adamw[7] not restored");
+            CHECK_MSG(!memcmp(m, want[2] + lo, (size_t)(hi - lo) * 4) && !memcmp(v, want[3] + lo, (size_t)(hi - lo) * 4),
                   "D=%d range %d: moments differ from the whole-region update", D, q);
             free(m);
             free(v);
         }
-        CHECK(!memcmp(s.regions[DPOC_R_PARAMS], want[0], bytes), "D=%d: parameters differ from the whole-region update", D);
+        CHECK_MSG(!memcmp(s.regions[DPOC_R_PARAMS], want[0], bytes), "D=%d: parameters differ from the whole-region update", D);
     }
     printf("zero: %lld elements, ranged AdamW matches the whole-region update\n", (long long)N);
     for (int r = 0; r < 4; r++) {
@@ -120,7 +111,5 @@ static void test_zero(const char *path) {
 int main(int argc, char **argv) {
     test_slices();
     if (argc > 1) test_zero(argv[1]);
-    if (fails) return printf("%d checks failed\n", fails), 1;
-    printf("OK\n");
-    return 0;
+    return check_done("test_mesh_unit");
 }

@@ -18,21 +18,12 @@
 
 #include "runtime/generate.h"
 
-static int fails;
-#define CHECK(c, ...)                                                                                   \
-    do {                                                                                                \
-        if (!(c)) {                                                                                     \
-            fails++;                                                                                    \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                 \
-            printf(__VA_ARGS__);                                                                        \
-            printf("\n");                                                                               \
-        }                                                                                               \
-    } while (0)
+#include "tests/check.h"
 
 static void check_probs(const char *what, const double *got, const double *want, int n) {
     double worst = 0;
     for (int i = 0; i < n; i++) worst = fmax(worst, fabs(got[i] - want[i]));
-    CHECK(worst < 1e-12, "%s: probabilities off by %g", what, worst);
+    CHECK_MSG(worst < 1e-12, "%s: probabilities off by %g", what, worst);
     if (worst < 1e-12) printf("OK   %s\n", what);
 }
 
@@ -52,7 +43,7 @@ static void test_sampling(void) {
     GenSampler sp;
 
     sp = make(0, 0, 0, 0, 1, 0, 4);
-    CHECK(gen_sample(&sp, l4, pr) == 3 && pr[3] == 1.0, "greedy picks the largest");
+    CHECK_MSG(gen_sample(&sp, l4, pr) == 3 && pr[3] == 1.0, "greedy picks the largest");
     gen_sampler_free(&sp);
 
     /* float logits ln(k) are rounded: compare with the softmax of the same floats */
@@ -65,7 +56,7 @@ static void test_sampling(void) {
     double ref[4] = {0.1, 0.2, 0.3, 0.4};
     double dev = 0;
     for (int i = 0; i < 4; i++) dev = fmax(dev, fabs(pr[i] - ref[i]));
-    CHECK(dev < 1e-7, "softmax of ln(1..4) is (1,2,3,4)/10 (off by %g)", dev);
+    CHECK_MSG(dev < 1e-7, "softmax of ln(1..4) is (1,2,3,4)/10 (off by %g)", dev);
     gen_sampler_free(&sp);
 
     sp = make(0.5, 0, 0, 0, 1, 1, 4);
@@ -74,7 +65,7 @@ static void test_sampling(void) {
     for (int i = 0; i < 4; i++) z2 += e2[i] = exp(2.0 * (double)l4[i]);
     double w2[4] = {e2[0] / z2, e2[1] / z2, e2[2] / z2, e2[3] / z2};
     check_probs("temperature 0.5: (1,4,9,16)/30", pr, w2, 4);
-    CHECK(fabs(pr[3] - 16.0 / 30) < 1e-7, "16/30");
+    CHECK_MSG(fabs(pr[3] - 16.0 / 30) < 1e-7, "16/30");
     gen_sampler_free(&sp);
 
     sp = make(0, 2, 0, 0, 1, 1, 4);
@@ -108,7 +99,7 @@ static void test_sampling(void) {
     int32_t seen[2] = {2, 3};
     sp = make(0, 0, 0, 2.0, 1, 0, 4);
     gen_sampler_seen(&sp, seen, 2);
-    CHECK(gen_sample(&sp, rp, pr) == 1, "penalty: greedy moves from id 2 to id 1");
+    CHECK_MSG(gen_sample(&sp, rp, pr) == 1, "penalty: greedy moves from id 2 to id 1");
     gen_sampler_free(&sp);
     sp = make(1.0, 0, 0, 2.0, 1, 1, 4);
     gen_sampler_seen(&sp, seen, 2);
@@ -132,11 +123,11 @@ static void test_sampling(void) {
         same &= x == y;
         cnt[x] += 1.0 / N;
     }
-    CHECK(same, "same seed, same tokens");
+    CHECK_MSG(same, "same seed, same tokens");
     double worst = 0;
     for (int i = 0; i < V; i++) worst = fmax(worst, fabs(cnt[i] - pd[i]));
-    CHECK(worst < 0.01, "empirical frequencies within 0.01 of the distribution (%g)", worst);
-    CHECK(gen_sample(&k1, lg, NULL) == gen_sample(&g, lg, NULL), "top-k 1 is greedy");
+    CHECK_MSG(worst < 0.01, "empirical frequencies within 0.01 of the distribution (%g)", worst);
+    CHECK_MSG(gen_sample(&k1, lg, NULL) == gen_sample(&g, lg, NULL), "top-k 1 is greedy");
     printf("OK   same seed same draws; frequencies within %.4f; top-k 1 == greedy\n", worst);
     free(pd);
     gen_sampler_free(&a);
@@ -164,7 +155,7 @@ static void utf8_case(const char *what, const char *const *pieces, int n, const 
     gen_utf8_finish(&u, f);
     fclose(f);
     ok &= len == strlen(want) && !memcmp(buf, want, len);
-    CHECK(ok, "utf8: %s", what);
+    CHECK_MSG(ok, "utf8: %s", what);
     if (ok) printf("OK   utf8: %s\n", what);
     free(buf);
 }
@@ -189,10 +180,5 @@ static void test_utf8(void) {
 int main(void) {
     test_sampling();
     test_utf8();
-    if (fails) {
-        printf("%d failures\n", fails);
-        return 1;
-    }
-    printf("all OK\n");
-    return 0;
+    return check_done("test_gen_unit");
 }
