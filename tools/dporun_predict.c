@@ -113,7 +113,7 @@ static int conv_add(Conv *c, ChatRole role, const char *text, size_t len) {
     }
     char *t = malloc(len + 1);
     if (!t) return -1;
-    memcpy(t, text, len);
+    if (len) memcpy(t, text, len);
     t[len] = 0;
     c->msgs[c->n++] = (ChatMsg){role, t, len};
     return 0;
@@ -157,8 +157,8 @@ static int chat_turn(Pred *p, Conv *c, int32_t **cached, size_t *ncached, FILE *
             rc = -1;
         } else {
             *cached = q;
-            memcpy(q, ids, n * sizeof *ids);
-            memcpy(q + n, r.ids, r.n * sizeof *r.ids);
+            if (n) memcpy(q, ids, n * sizeof *ids);
+            if (r.n) memcpy(q + n, r.ids, r.n * sizeof *r.ids); /* an empty reply has no ids array */
             *ncached = n + r.n;
             if ((int64_t)*ncached < p->m.n) q[(*ncached)++] = -1; /* the end token: never matches a prompt id */
         }
