@@ -45,3 +45,12 @@ char *file_read_all(const char *path, size_t *len) {
     errno = e;
     return buf;
 }
+
+void text_line_col(const char *text, size_t len, const char *at, size_t *line, size_t *col) {
+    size_t end = at && at >= text && at <= text + len ? (size_t)(at - text) : 0;
+    *line = 1, *col = 1;
+    for (size_t i = 0; i < end; i++) {
+        if (text[i] == '\n') ++*line, *col = 1;
+        else ++*col;
+    }
+}

@@ -31,11 +31,8 @@ cJSON *tok_parse_json_file(const char *path, char *err, size_t errlen) {
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j) {
-        size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0, line = 1, col = 1;
-        for (size_t i = 0; i < at; i++) {
-            if (text[i] == '\n') line++, col = 1;
-            else col++;
-        }
+        size_t line, col;
+        text_line_col(text, len, end, &line, &col);
         snprintf(err, errlen, "%s:%zu:%zu: invalid JSON", path, line, col);
     }
     free(text);

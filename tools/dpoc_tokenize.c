@@ -117,11 +117,8 @@ static int parse_ids(const char *text, size_t len, int32_t **ids, size_t *n) {
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!j) {
-        size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0, line = 1, col = 1;
-        for (size_t i = 0; i < at; i++) {
-            if (text[i] == '\n') line++, col = 1;
-            else col++;
-        }
+        size_t line, col;
+        text_line_col(text, len, end, &line, &col);
         fprintf(stderr, "dpoc detokenize: stdin:%zu:%zu: invalid JSON\n", line, col);
         return -1;
     }
