@@ -64,6 +64,9 @@ enum { IR_PARAM_TRAINABLE = 0, IR_PARAM_FROZEN = 1 };
 enum {
     IR_F_NOGRAD = 1u << 0, /* never differentiated (e.g. the reference model) */
     IR_F_SAVE = 1u << 1,   /* kept from forward for backward (set by schedule) */
+    IR_F_REMAT = 1u << 2,  /* forward value the backward recomputes instead of keeping (autodiff.c) */
+    IR_F_RECOMPUTED = 1u << 3, /* the backward's recomputation of an IR_F_REMAT value */
+    IR_F_KNOWN = IR_F_NOGRAD | IR_F_SAVE | IR_F_REMAT | IR_F_RECOMPUTED,
 };
 
 /* sharding: shard[d] is a mesh axis id or IR_SHARD_NONE; partial is a mask */

@@ -502,8 +502,13 @@ static int parse_flags(Parser *P, Line *L) {
         const char *at = P->p;
         if (!is_ident_start(*P->p) || (strncmp(P->p, "partial", 7) == 0 && !is_ident_char(P->p[7]))) return 0;
         scan_ident(P, w, sizeof w);
-        uint32_t f = strcmp(w, "nograd") == 0 ? IR_F_NOGRAD : strcmp(w, "save") == 0 ? IR_F_SAVE : 0;
-        if (!f) return perr(P, at, "unknown flag '%s' (expected nograd, save, @[...] or partial(...))", w);
+        uint32_t f = strcmp(w, "nograd") == 0       ? IR_F_NOGRAD
+                     : strcmp(w, "save") == 0       ? IR_F_SAVE
+                     : strcmp(w, "remat") == 0      ? IR_F_REMAT
+                     : strcmp(w, "recomputed") == 0 ? IR_F_RECOMPUTED
+                                                    : 0;
+        if (!f)
+            return perr(P, at, "unknown flag '%s' (expected nograd, save, remat, recomputed, @[...] or partial(...))", w);
         if (L->n.flags & f) return perr(P, at, "duplicate flag '%s'", w);
         L->n.flags |= f;
     }

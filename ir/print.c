@@ -172,7 +172,9 @@ static void print_node(const IrGraph *g, int32_t id, FILE *f) {
     if (known) print_attrs(f, n);
     if (n->flags & IR_F_NOGRAD) fputs(" nograd", f);
     if (n->flags & IR_F_SAVE) fputs(" save", f);
-    if (n->flags & ~(uint32_t)(IR_F_NOGRAD | IR_F_SAVE)) fprintf(f, " ?flags=%#x", (unsigned)n->flags);
+    if (n->flags & IR_F_REMAT) fputs(" remat", f);
+    if (n->flags & IR_F_RECOMPUTED) fputs(" recomputed", f);
+    if (n->flags & ~(uint32_t)IR_F_KNOWN) fprintf(f, " ?flags=%#x", (unsigned)n->flags);
     print_sharding(f, n);
     if (n->loc.file >= 0) {
         fputs("   # ", f);

@@ -72,7 +72,7 @@ static int verify_node(const IrGraph *g, int32_t id, char *err, size_t errlen) {
         if (n->attr[a] > IR_TEXT_ATTR_MAX || n->attr[a] < -IR_TEXT_ATTR_MAX)
             return NFAIL("attribute %d = %lld is out of range", a, (long long)n->attr[a]);
     }
-    if (n->flags & ~(uint32_t)(IR_F_NOGRAD | IR_F_SAVE)) return NFAIL("unknown flag bits %#x", (unsigned)n->flags);
+    if (n->flags & ~(uint32_t)IR_F_KNOWN) return NFAIL("unknown flag bits %#x", (unsigned)n->flags);
 
     int64_t numel = 1;
     for (int d = 0; d < IR_MAX_DIMS; d++) {

@@ -16,6 +16,20 @@
  * ones), so appending keeps the graph topological and the forward nodes
  * that the walk still has to visit are untouched.
  *
+ * Rematerialisation: a forward value flagged IR_F_REMAT is not kept for the
+ * backward. Its remat region is the value itself plus every cheap forward
+ * value computed from it (elementwise, broadcast and data-movement ops, not
+ * reductions or matmuls). Where a rule needs the value of a region node
+ * (never where it names the node a gradient flows to), val() rebuilds it
+ * from its inputs at that point, once: an IR_F_REMAT node becomes a copy
+ * flagged IR_F_RECOMPUTED (the flag keeps hash-consing and simplify from
+ * merging it back into the forward node), the others copies over the
+ * rebuilt inputs. The copies get the ids of the backward being built, so
+ * the schedule computes them just before their readers and frees them
+ * after, while the forward value dies with its last forward reader. The
+ * values rebuilt are the same ops on the same inputs, so the gradient is
+ * unchanged bit for bit; only memory and time move.
+ *
  * Finally one IR_OUT_GRAD output per trainable parameter, named after it, is
  * added; a parameter the loss does not reach gets a constant 0 of its shape
  * (the only place a zero gradient is materialised). Backward nodes carry the
@@ -33,6 +47,8 @@ typedef struct Ad {
     int32_t nfwd;      /* forward nodes: ids below this */
     int32_t *grad;     /* per forward node: gradient id or -1 */
     uint8_t *rg;       /* per forward node: requires grad */
+    uint8_t *region;   /* per forward node: in an IR_F_REMAT node's region */
+    int32_t *re;       /* per forward node: its rebuilt copy, or -1 */
 } Ad;
 
 static int ad_fail(Ad *a, int32_t id, const char *what) {
@@ -78,22 +94,51 @@ static void node_view(const IrGraph *g, int32_t id, NodeView *v) {
 
 static int in_rg(Ad *a, int32_t x) { return x >= 0 && x < a->nfwd && a->rg[x]; }
 
+/* forward sweep: the remat regions (see the header) */
+static void mark_remat_regions(Ad *a) {
+    const IrGraph *g = a->g;
+    for (int32_t i = 0; i < a->nfwd; i++) {
+        const IrNode *n = ir_node(g, i);
+        const IrOpInfo *oi = &ir_op_info[n->op];
+        uint8_t r = (n->flags & IR_F_REMAT) != 0;
+        if (!r && !(oi->flags & OPF_LEAF) && oi->cls >= FC_ELEMWISE && oi->cls <= FC_INJECTIVE)
+            for (int k = 0; k < oi->nin; k++)
+                if (n->in[k] >= 0 && a->region[n->in[k]]) r = 1;
+        a->region[i] = r;
+    }
+}
+
+/* the value of forward node x as the backward reads it: x itself, or its
+ * recomputation when x is in a remat region (-1 on a builder failure) */
+static int32_t val(Ad *a, int32_t x) {
+    if (x < 0 || x >= a->nfwd || !a->region[x]) return x;
+    if (a->re[x] >= 0) return a->re[x];
+    IrNode p = *ir_node(a->g, x);
+    for (int k = 0; k < ir_op_info[p.op].nin; k++) {
+        p.in[k] = val(a, p.in[k]);
+        if (p.in[k] < 0) return -1;
+    }
+    if (p.flags & IR_F_REMAT) p.flags = (p.flags & ~(uint32_t)IR_F_REMAT) | IR_F_RECOMPUTED;
+    return a->re[x] = ir_add_node(a->g, &p);
+}
+
 /* gradient of a matmul C = op(A) op(B) given dC */
 static int rule_matmul(Ad *a, const NodeView *v, int32_t dy) {
     IrGraph *g = a->g;
-    int32_t A = v->in[0], B = v->in[1];
+    int32_t A = val(a, v->in[0]), B = val(a, v->in[1]);
+    if (A < 0 || B < 0) return -1;
     int ta = (int)v->attr[0], tb = (int)v->attr[1];
-    if (in_rg(a, A)) {
+    if (in_rg(a, v->in[0])) {
         int32_t dA;
         if (!ta) dA = tb ? ir_matmul(g, dy, B, 0, 0) : ir_matmul(g, dy, B, 0, 1);
         else dA = tb ? ir_matmul(g, B, dy, 1, 1) : ir_matmul(g, B, dy, 0, 1);
-        if (grad_acc(a, A, dA) < 0) return -1;
+        if (grad_acc(a, v->in[0], dA) < 0) return -1;
     }
-    if (in_rg(a, B)) {
+    if (in_rg(a, v->in[1])) {
         int32_t dB;
         if (!tb) dB = ta ? ir_matmul(g, A, dy, 0, 0) : ir_matmul(g, A, dy, 1, 0);
         else dB = ta ? ir_matmul(g, dy, A, 1, 1) : ir_matmul(g, dy, A, 1, 0);
-        if (grad_acc(a, B, dB) < 0) return -1;
+        if (grad_acc(a, v->in[1], dB) < 0) return -1;
     }
     return 0;
 }
@@ -105,6 +150,9 @@ static int rule_apply(Ad *a, int32_t id, int32_t dy) {
     NodeView v;
     node_view(g, id, &v);
     int32_t x = v.in[0], y2 = v.in[1];
+    /* X, Y, ID: the values of x, y2 and this node (recomputed in a remat region) */
+    int32_t X = val(a, x), Y = val(a, y2), ID = val(a, id);
+    if ((x >= 0 && X < 0) || (y2 >= 0 && Y < 0) || ID < 0) return -1;
     int32_t t;
     switch (v.op) {
     /* leaves and no-gradient ops: nothing flows to inputs */
@@ -120,29 +168,29 @@ static int rule_apply(Ad *a, int32_t id, int32_t dy) {
     case OP_NEG:
         return grad_acc(a, x, ir_unary(g, OP_NEG, dy));
     case OP_EXP: /* d exp(x) = exp(x) */
-        return grad_acc(a, x, ir_mul(g, dy, id));
+        return grad_acc(a, x, ir_mul(g, dy, ID));
     case OP_LOG:
-        return grad_acc(a, x, ir_div(g, dy, x));
+        return grad_acc(a, x, ir_div(g, dy, X));
     case OP_LOG1P:
-        return grad_acc(a, x, ir_div(g, dy, ir_add(g, x, ir_const_like(g, 1.0, x))));
+        return grad_acc(a, x, ir_div(g, dy, ir_add(g, X, ir_const_like(g, 1.0, x))));
     case OP_SQRT: /* 1 / (2 sqrt x) */
-        return grad_acc(a, x, ir_div(g, ir_scale(g, dy, 0.5), id));
+        return grad_acc(a, x, ir_div(g, ir_scale(g, dy, 0.5), ID));
     case OP_RSQRT: /* -1/2 x^(-3/2) = -1/2 y^3 */
-        t = ir_mul(g, ir_mul(g, id, id), id);
+        t = ir_mul(g, ir_mul(g, ID, ID), ID);
         return grad_acc(a, x, ir_mul(g, dy, ir_scale(g, t, -0.5)));
     case OP_SIGMOID: /* s (1 - s) */
-        t = ir_sub(g, ir_const_like(g, 1.0, id), id);
-        return grad_acc(a, x, ir_mul(g, dy, ir_mul(g, id, t)));
+        t = ir_sub(g, ir_const_like(g, 1.0, id), ID);
+        return grad_acc(a, x, ir_mul(g, dy, ir_mul(g, ID, t)));
     case OP_ABS: { /* sign(x), with sign(0) = 0 */
         int32_t z = zeros_like(a, x);
-        int32_t pos = ir_select(g, ir_binary(g, OP_CMP_LT, z, x), dy, zeros_like(a, dy));
-        t = ir_select(g, ir_binary(g, OP_CMP_LT, x, z), ir_unary(g, OP_NEG, dy), pos);
+        int32_t pos = ir_select(g, ir_binary(g, OP_CMP_LT, z, X), dy, zeros_like(a, dy));
+        t = ir_select(g, ir_binary(g, OP_CMP_LT, X, z), ir_unary(g, OP_NEG, dy), pos);
         return grad_acc(a, x, t);
     }
     case OP_COS:
-        return grad_acc(a, x, ir_unary(g, OP_NEG, ir_mul(g, dy, ir_unary(g, OP_SIN, x))));
+        return grad_acc(a, x, ir_unary(g, OP_NEG, ir_mul(g, dy, ir_unary(g, OP_SIN, X))));
     case OP_SIN:
-        return grad_acc(a, x, ir_mul(g, dy, ir_unary(g, OP_COS, x)));
+        return grad_acc(a, x, ir_mul(g, dy, ir_unary(g, OP_COS, X)));
     /* binary elementwise */
     case OP_ADD:
         if (grad_acc(a, x, dy) < 0) return -1;
@@ -151,25 +199,25 @@ static int rule_apply(Ad *a, int32_t id, int32_t dy) {
         if (grad_acc(a, x, dy) < 0) return -1;
         return in_rg(a, y2) ? grad_acc(a, y2, ir_unary(g, OP_NEG, dy)) : 0;
     case OP_MUL:
-        if (in_rg(a, x) && grad_acc(a, x, ir_mul(g, dy, y2)) < 0) return -1;
-        if (in_rg(a, y2) && grad_acc(a, y2, ir_mul(g, dy, x)) < 0) return -1;
+        if (in_rg(a, x) && grad_acc(a, x, ir_mul(g, dy, Y)) < 0) return -1;
+        if (in_rg(a, y2) && grad_acc(a, y2, ir_mul(g, dy, X)) < 0) return -1;
         return 0;
     case OP_DIV: /* d/da = 1/b; d/db = -a/b^2 = -(a/b)/b */
-        if (in_rg(a, x) && grad_acc(a, x, ir_div(g, dy, y2)) < 0) return -1;
+        if (in_rg(a, x) && grad_acc(a, x, ir_div(g, dy, Y)) < 0) return -1;
         if (in_rg(a, y2) &&
-            grad_acc(a, y2, ir_unary(g, OP_NEG, ir_div(g, ir_mul(g, dy, id), y2))) < 0)
+            grad_acc(a, y2, ir_unary(g, OP_NEG, ir_div(g, ir_mul(g, dy, ID), Y))) < 0)
             return -1;
         return 0;
     case OP_MAX:   /* the second operand wins only when a < b */
     case OP_MIN: { /* the second operand wins only when b < a */
-        int32_t lt = v.op == OP_MAX ? ir_binary(g, OP_CMP_LT, x, y2) : ir_binary(g, OP_CMP_LT, y2, x);
+        int32_t lt = v.op == OP_MAX ? ir_binary(g, OP_CMP_LT, X, Y) : ir_binary(g, OP_CMP_LT, Y, X);
         int32_t z = zeros_like(a, dy);
         if (in_rg(a, x) && grad_acc(a, x, ir_select(g, lt, z, dy)) < 0) return -1;
         if (in_rg(a, y2) && grad_acc(a, y2, ir_select(g, lt, dy, z)) < 0) return -1;
         return 0;
     }
     case OP_SELECT: {
-        int32_t c = v.in[0], ta = v.in[1], fb = v.in[2];
+        int32_t c = X, ta = v.in[1], fb = v.in[2];
         int32_t z = zeros_like(a, dy);
         if (in_rg(a, ta) && grad_acc(a, ta, ir_select(g, c, dy, z)) < 0) return -1;
         if (in_rg(a, fb) && grad_acc(a, fb, ir_select(g, c, z, dy)) < 0) return -1;
@@ -227,24 +275,24 @@ static int rule_apply(Ad *a, int32_t id, int32_t dy) {
         int nd = in->ndim;
         int64_t ishape[IR_MAX_DIMS];
         memcpy(ishape, in->shape, sizeof ishape);
-        int32_t mb = ir_broadcast(g, id, nd, ishape);
+        int32_t mb = ir_broadcast(g, ID, nd, ishape);
         int32_t db = ir_broadcast(g, dy, nd, ishape);
-        int32_t below = ir_binary(g, OP_CMP_LT, x, mb);
+        int32_t below = ir_binary(g, OP_CMP_LT, X, mb);
         return grad_acc(a, x, ir_select(g, below, zeros_like(a, db), db));
     }
     case OP_MATMUL:
         return rule_matmul(a, &v, dy);
     /* indexing */
     case OP_GATHER_ROWS: /* table[V,H], ids */
-        return grad_acc(a, x, ir_scatter_add_rows(g, dy, y2, ir_node(g, x)->shape[0]));
+        return grad_acc(a, x, ir_scatter_add_rows(g, dy, Y, ir_node(g, x)->shape[0]));
     case OP_SCATTER_ADD_ROWS:
-        return grad_acc(a, x, ir_gather_rows(g, dy, y2));
+        return grad_acc(a, x, ir_gather_rows(g, dy, Y));
     case OP_PICK: { /* x[..., V], idx */
         const IrNode *in = ir_node(g, x);
-        return grad_acc(a, x, ir_unpick(g, dy, y2, in->shape[in->ndim - 1]));
+        return grad_acc(a, x, ir_unpick(g, dy, Y, in->shape[in->ndim - 1]));
     }
     case OP_UNPICK:
-        return grad_acc(a, x, ir_pick(g, dy, y2));
+        return grad_acc(a, x, ir_pick(g, dy, Y));
     case OP_ALL_REDUCE: case OP_ALL_GATHER: case OP_AXIS_INDEX: /* the shard pass runs after autodiff */
     case OP_COUNT:
         break;
@@ -292,14 +340,19 @@ int pass_autodiff(IrGraph *g, PassCtx *c) {
     Ad a = {.g = g, .c = c, .nfwd = g->n};
     a.grad = malloc(sizeof *a.grad * (size_t)(g->n ? g->n : 1));
     a.rg = calloc((size_t)(g->n ? g->n : 1), 1);
-    if (!a.grad || !a.rg) {
+    a.region = calloc((size_t)(g->n ? g->n : 1), 1);
+    a.re = malloc(sizeof *a.re * (size_t)(g->n ? g->n : 1));
+    if (!a.grad || !a.rg || !a.region || !a.re) {
         free(a.grad);
         free(a.rg);
+        free(a.region);
+        free(a.re);
         snprintf(c->err, sizeof c->err, "out of memory");
         return PASS_ERROR;
     }
-    for (int32_t i = 0; i < g->n; i++) a.grad[i] = -1;
+    for (int32_t i = 0; i < g->n; i++) a.grad[i] = a.re[i] = -1;
     mark_requires_grad(&a);
+    mark_remat_regions(&a);
 
     IrLoc saved_loc = g->cur_loc;
     int rc = PASS_CHANGED;
@@ -361,5 +414,7 @@ done:
     g->cur_loc = saved_loc;
     free(a.grad);
     free(a.rg);
+    free(a.region);
+    free(a.re);
     return rc;
 }

@@ -23,11 +23,17 @@
  *     a sign flip) are absorbed even when several kernels read them: each
  *     reader recomputes them, which costs nothing and saves a buffer the size
  *     of the result (a broadcast is usually much bigger than its input);
+ *   - *index expressions* are recomputed by every reader too: cheap
+ *     elementwise ops (compare, select, add, cast, ...) over const, iota and
+ *     broadcasts that read at least 8x fewer elements than they make (a
+ *     column index compared with a row's target, a causal mask). Storing
+ *     one would cost a buffer of its full size for a few ops per element;
  *   - any other producer with several readers is stored: recomputing it
  *     would repeat real work and keep its inputs alive longer, while storing
  *     costs one write and one read per reader — the cheaper side for
  *     everything but pure index arithmetic;
- *   - below a value recomputed in several kernels only free ops follow;
+ *   - below a value recomputed in several kernels only free ops and index
+ *     expressions follow;
  *   - amplification: an input evaluated k times per element of its own
  *     (behind a broadcast, unpick, concat, or as gather's ids) is absorbed
  *     only when free, or cheap (add, mul, select, ...) with k <= 2;
@@ -80,6 +86,19 @@ static int is_cheap(IrOp op) {
     }
 }
 
+/* an index expression (see the header), looked at to a depth of 6 */
+static int is_index_expr(const IrGraph *g, int32_t x, int depth) {
+    const IrNode *n = ir_node(g, x);
+    IrOp op = (IrOp)n->op;
+    if (op == OP_CONST || op == OP_IOTA) return 1;
+    if (op == OP_BROADCAST) return ir_numel(ir_node(g, n->in[0])) * 8 <= ir_numel(n);
+    if (depth <= 0 || !is_cheap(op) || op == OP_PICK || op == OP_UNPICK || (ir_op_info[op].flags & OPF_LEAF))
+        return 0;
+    for (int i = 0; i < ir_op_info[op].nin; i++)
+        if (!is_index_expr(g, n->in[i], depth - 1)) return 0;
+    return 1;
+}
+
 /* how many times input slot i of y is evaluated per element of its own */
 static int64_t amp_of(const IrGraph *g, int32_t y, int i) {
     const IrNode *n = ir_node(g, y), *x = ir_node(g, n->in[i]);
@@ -128,6 +147,9 @@ static const char *verdict(Fuse *f, int32_t y, int32_t x, int64_t amp, int dup, 
         return buf;
     }
     if (free_op) return NULL;
+    if (f->ncons[x] > 1 || dup) {
+        if (is_index_expr(g, x, 6)) return NULL;
+    }
     if (f->ncons[x] > 1) {
         snprintf(buf, len, "it has %d readers and is not free to recompute, so it is stored once", f->ncons[x]);
         return buf;

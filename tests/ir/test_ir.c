@@ -476,7 +476,7 @@ static const BadCase bad_cases[] = {
     {"%0: f32[] = const 1e999\n", 0, "t.ir:1:19: number 1e999 out of range for a double"},
     {"%0: f32[] = const infinity\n", 0, "t.ir:1:19: expected a number, found 'i'"},
     {"%0: f32[] = const 1 2\n", 0, "t.ir:1:21: expected end of line, found '2'"},
-    {"%0: f32[2,3] = input \"x\" keep\n", 0, "t.ir:1:26: unknown flag 'keep' (expected nograd, save, @[...] or partial(...))"},
+    {"%0: f32[2,3] = input \"x\" keep\n", 0, "t.ir:1:26: unknown flag 'keep' (expected nograd, save, remat, recomputed, @[...] or partial(...))"},
     {"%0: f32[2,3] = input \"x\" save save\n", 0, "t.ir:1:31: duplicate flag 'save'"},
     {"%0: f32[2,3] = input \"x\" @[dp]\n", 0, "t.ir:1:26: sharding has 1 entry, the value has rank 2"},
     {"%0: f32[2,3] = input \"x\" @[dp,pp]\n", 0, "t.ir:1:31: unknown mesh axis 'pp' (expected dp, tp or _)"},
@@ -559,7 +559,7 @@ static void corrupt_case(const IrGraph *base, int which, char *want, size_t want
     case 7: O[2].name = ir_str(g, "nope"); snprintf(want, wantlen, "output \"nope\": grad of no param of that name"); break;
     case 8: O[2].id = 3; snprintf(want, wantlen, "output \"w\": grad %%3 is f32[4,16] but the param %%1 is f32[16,8]"); break;
     case 9: N[4].attr[1] = 7; snprintf(want, wantlen, "%%4 (reduce_sum): unused attribute slot 1 is 7, expected 0"); break;
-    case 10: N[0].flags = 8; snprintf(want, wantlen, "%%0 (input): unknown flag bits 0x8"); break;
+    case 10: N[0].flags = 0x10; snprintf(want, wantlen, "%%0 (input): unknown flag bits 0x10"); break;
     case 11: N[3].shard[0] = N[3].shard[1] = IR_MESH_TP; snprintf(want, wantlen, "%%3 (matmul): mesh axis tp shards two dimensions"); break;
     case 12:
         N[3].shard[0] = IR_MESH_DP;
