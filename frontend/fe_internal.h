@@ -89,6 +89,9 @@ typedef struct Gb {
     int64_t S, T, N, H, V;
     const char *prefix; /* "" for the policy, "ref:" for the online reference */
     int role;           /* IR_PARAM_TRAINABLE or IR_PARAM_FROZEN */
+    int64_t vchunk;     /* vocabulary columns per head chunk; 0: the whole head at once */
+    int64_t ablock;     /* query rows per attention block; 0: the whole sequence at once */
+    int remat_act;      /* the backward recomputes rmsnorm outputs and SiLU from their inputs */
 } Gb;
 
 /* The module builders of model_graph.c, stamped with the current location:

@@ -161,7 +161,20 @@ typedef enum BuildKind { BUILD_TRAIN, BUILD_LOGPS } BuildKind;
 typedef struct BuildOptions {
     IrDType dtype;      /* DT_F32 (models) or DT_F64 (gradient checks) */
     int expose_logits;  /* BUILD_LOGPS: also output `logits` [2B,T,V] */
+    int64_t vocab_chunk; /* > 0: the head's log-softmax in chunks of this many vocabulary columns,
+                            each recomputed by the backward (the logits are never whole); 0: off */
+    int64_t attn_block;  /* > 0: attention in blocks of this many query rows, each against the
+                            keys it may see, scores recomputed by the backward; 0: off */
+    int remat_activations; /* flag each rmsnorm's normalised x and each MLP's sigmoid IR_F_REMAT: the
+                              backward recomputes them (and what is elementwise on them) from the
+                              values it keeps anyway, instead of keeping them */
 } BuildOptions;
+
+/* The chunk sizes `dpoc compile` picks when not told (docs/passes.md
+ * "Rematerialisation"): the vocabulary in chunks of ~32 MiB of f32 logits when
+ * the whole [rows, vocab] would exceed 64 MiB, attention in blocks of 256
+ * query rows when the sequence is longer than 256. `rows` is one rank's. */
+void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block);
 
 /* Builds the forward graph into g (initialised by the caller, normally
  * empty). BUILD_TRAIN outputs: loss (IR_OUT_LOSS), logps, logits_sum and,

@@ -18,7 +18,22 @@
  *
  * Log-probs: log-softmax over the vocabulary in stable form (logits minus a
  * stop_grad'ed row max, minus log-sum-exp), pick at `targets`, masked row
- * sums -> logps [2B]. RoPE tables: inv_freq_j = theta^(-2j/d), angles
+ * sums -> logps [2B].
+ *
+ * Chunked head (BuildOptions.vocab_chunk): the vocabulary is cut into
+ * column chunks; each chunk's logits x W_c^T (W_c a row slice of the head
+ * weight) give a row max, a sum of exp, the target's logit where the target
+ * falls in the chunk (a select on the column index) and a row sum; the
+ * chunks combine as lse = M + log sum_c e_c exp(m_c - M) with M the largest
+ * m_c. W_c and the chunk's logits are flagged IR_F_REMAT, so autodiff
+ * recomputes them chunk by chunk in the backward and no [rows, vocab] tensor
+ * is ever alive. Blocked attention (BuildOptions.attn_block) does the same
+ * per block of query rows: each block meets only the keys up to its last
+ * row (causal), its own rows of the softmax are complete, the blocks'
+ * outputs are concatenated, and the scores and the key/value prefixes are
+ * IR_F_REMAT. With BuildOptions.remat_activations the normalised x of every
+ * rmsnorm and the sigmoid of every MLP are IR_F_REMAT too: the backward
+ * keeps only the norm's input and the MLP's gate and up projections. RoPE tables: inv_freq_j = theta^(-2j/d), angles
  * t * inv_freq_j and their cos/sin are computed in double precision from
  * iota and rounded once to the working dtype (the IR has no pow; doing it
  * in f32 would cost ~T*2^-24 rad of angle error for long sequences).
@@ -46,6 +61,14 @@ static int32_t param(Gb *b, const char *name, int ndim, int64_t d0, int64_t d1) 
 
 static int32_t cnst(Gb *b, double v, int32_t like) { return ir_const_like(b->g, v, like); }
 
+/* the same value flagged IR_F_REMAT: the backward recomputes it (passes/autodiff.c) */
+static int32_t remat(IrGraph *g, int32_t id) {
+    if (id < 0) return id;
+    IrNode p = *ir_node(g, id);
+    p.flags |= IR_F_REMAT;
+    return ir_add_node(g, &p);
+}
+
 /* y = x W^T (+ bias), W [out, in] named `<base>.weight` */
 static int32_t linear(Gb *b, int32_t x, const char *base, int64_t in, int64_t out, int bias) {
     char name[160];
@@ -61,7 +84,7 @@ static int32_t rmsnorm(Gb *b, int32_t x, const char *wname, double eps) {
     int32_t ss = ir_reduce(g, OP_REDUCE_SUM, ir_mul(g, x, x), 1);        /* [N,1] */
     int32_t ms = ir_div(g, ss, cnst(b, (double)b->H, ss));
     int32_t r = ir_unary(g, OP_RSQRT, ir_add(g, ms, cnst(b, eps, ms)));
-    int32_t xn = ir_mul(g, x, ir_bcast_to(g, r, x));
+    int32_t xn = b->remat_act ? remat(g, ir_mul(g, x, ir_bcast_to(g, r, x))) : ir_mul(g, x, ir_bcast_to(g, r, x));
     return ir_mul(g, ir_bcast_to(g, param(b, wname, 1, b->H, 0), x), xn);
 }
 
@@ -96,9 +119,59 @@ static int32_t heads_first(Gb *b, int32_t x, int64_t h, int64_t d) {
     return ir_permute(b->g, ir_reshape(b->g, x, 4, s4), perm);
 }
 
-static int32_t attention(Gb *b, const ModuleCfg *m, int32_t x, const char *base) {
+/* [S, nh, T, d] attention output -> o_proj(x) */
+static int32_t attention_out(Gb *b, const ModuleCfg *m, int32_t o, const char *base) {
     IrGraph *g = b->g;
-    int64_t H = b->H, nh = m->heads, kv = m->kv_heads, d = m->head_dim, G = nh / kv, S = b->S, T = b->T;
+    int64_t nh = m->heads, d = m->head_dim;
+    static const int perm[4] = {0, 2, 1, 3};
+    o = ir_permute(g, o, perm); /* [S, T, nh, d] */
+    int64_t sn[2] = {b->N, nh * d};
+    o = ir_reshape(g, o, 2, sn);
+    char name[160];
+    snprintf(name, sizeof name, "%s.o_proj", base);
+    return linear(b, o, name, nh * d, b->H, m->o_bias);
+}
+
+/* Attention over blocks of query rows (see the header); the whole sequence
+ * is one block when b->ablock is 0. q [S, nh, T, d], k/v [S, kv, T, d]. Query
+ * head h = kv_head * G + g: a reshape groups them under their kv head, so
+ * each kv head meets its group in one batched matmul. */
+static int32_t attention_blocked(Gb *b, const ModuleCfg *m, int32_t q, int32_t k, int32_t v, const char *base) {
+    IrGraph *g = b->g;
+    int64_t nh = m->heads, kv = m->kv_heads, d = m->head_dim, G = nh / kv, S = b->S, T = b->T;
+    int64_t block = b->ablock > 0 && b->ablock < T ? b->ablock : T;
+    int32_t o = -1;
+    for (int64_t i0 = 0; i0 < T; i0 += block) {
+        int64_t i1 = i0 + block < T ? i0 + block : T, tq = i1 - i0, kl = m->causal ? i1 : T;
+        int64_t sq[4] = {S, kv, G * tq, d};
+        int32_t qg = ir_reshape(g, tq < T ? ir_slice(g, q, 2, i0, i1) : q, 4, sq);
+        int32_t kb = kl < T ? remat(g, ir_slice(g, k, 2, 0, kl)) : k;
+        int32_t vb = kl < T ? remat(g, ir_slice(g, v, 2, 0, kl)) : v;
+        int32_t sc = ir_matmul(g, qg, kb, 0, 1); /* [S, kv, G*tq, kl] */
+        if (tq < T) sc = remat(g, sc);
+        sc = ir_mul(g, sc, cnst(b, 1.0 / sqrt((double)d), sc));
+        int64_t s5[5] = {S, kv, G, tq, kl};
+        sc = ir_reshape(g, sc, 5, s5);
+        if (m->causal) {
+            int64_t tt[2] = {tq, kl};
+            int32_t qpos = ir_iota(g, 0, b->dt, 2, tt), kpos = ir_iota(g, 1, b->dt, 2, tt);
+            if (i0 > 0) qpos = ir_add(g, qpos, cnst(b, (double)i0, qpos));
+            int32_t future = ir_binary(g, OP_CMP_LT, qpos, kpos); /* 1 where key > query */
+            sc = ir_select(g, ir_bcast_to(g, future, sc), cnst(b, -INFINITY, sc), sc);
+        }
+        int32_t mx = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, sc, 4));
+        int32_t ex = ir_unary(g, OP_EXP, ir_sub(g, sc, ir_bcast_to(g, mx, sc)));
+        int32_t z = ir_reduce(g, OP_REDUCE_SUM, ex, 4);
+        int32_t p = ir_div(g, ex, ir_bcast_to(g, z, ex));
+        int64_t sp[4] = {S, kv, G * tq, kl}, sh[4] = {S, nh, tq, d};
+        int32_t ob = ir_reshape(g, ir_matmul(g, ir_reshape(g, p, 4, sp), vb, 0, 0), 4, sh); /* [S, nh, tq, d] */
+        o = o < 0 ? ob : ir_concat(g, o, ob, 2);
+    }
+    return attention_out(b, m, o, base);
+}
+
+static int32_t attention(Gb *b, const ModuleCfg *m, int32_t x, const char *base) {
+    int64_t H = b->H, nh = m->heads, kv = m->kv_heads, d = m->head_dim;
     char name[160];
     snprintf(name, sizeof name, "%s.q_proj", base);
     int32_t q = linear(b, x, name, H, nh * d, m->qkv_bias);
@@ -115,32 +188,7 @@ static int32_t attention(Gb *b, const ModuleCfg *m, int32_t x, const char *base)
     q = rope(b, q, d, cos_t, sin_t);
     k = rope(b, k, d, cos_t, sin_t);
 
-    /* query head h = kv_head * G + g: a reshape groups them under their kv head */
-    int64_t sq[4] = {S, kv, G * T, d};
-    int32_t qg = ir_reshape(g, q, 4, sq);
-    int32_t sc = ir_matmul(g, qg, k, 0, 1); /* [S, kv, G*T, T] */
-    sc = ir_mul(g, sc, cnst(b, 1.0 / sqrt((double)d), sc));
-    int64_t s5[5] = {S, kv, G, T, T};
-    sc = ir_reshape(g, sc, 5, s5);
-    if (m->causal) {
-        int64_t tt[2] = {T, T};
-        int32_t qpos = ir_iota(g, 0, b->dt, 2, tt), kpos = ir_iota(g, 1, b->dt, 2, tt);
-        int32_t future = ir_binary(g, OP_CMP_LT, qpos, kpos); /* 1 where key > query */
-        sc = ir_select(g, ir_bcast_to(g, future, sc), cnst(b, -INFINITY, sc), sc);
-    }
-    int32_t mx = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, sc, 4));
-    int32_t ex = ir_unary(g, OP_EXP, ir_sub(g, sc, ir_bcast_to(g, mx, sc)));
-    int32_t z = ir_reduce(g, OP_REDUCE_SUM, ex, 4);
-    int32_t p = ir_div(g, ex, ir_bcast_to(g, z, ex));
-    int64_t sp[4] = {S, kv, G * T, T};
-    int32_t o = ir_matmul(g, ir_reshape(g, p, 4, sp), v, 0, 0); /* [S, kv, G*T, d] */
-    int64_t sh[4] = {S, nh, T, d};
-    static const int perm[4] = {0, 2, 1, 3};
-    o = ir_permute(g, ir_reshape(g, o, 4, sh), perm); /* [S, T, nh, d] */
-    int64_t sn[2] = {b->N, nh * d};
-    o = ir_reshape(g, o, 2, sn);
-    snprintf(name, sizeof name, "%s.o_proj", base);
-    return linear(b, o, name, nh * d, H, m->o_bias);
+    return attention_blocked(b, m, q, k, v, base);
 }
 
 static int32_t mlp(Gb *b, const ModuleCfg *m, int32_t x, const char *base) {
@@ -151,7 +199,8 @@ static int32_t mlp(Gb *b, const ModuleCfg *m, int32_t x, const char *base) {
     int32_t gate = linear(b, x, name, H, I, m->mlp_bias);
     snprintf(name, sizeof name, "%s.up_proj", base);
     int32_t up = linear(b, x, name, H, I, m->mlp_bias);
-    int32_t act = ir_mul(g, gate, ir_unary(g, OP_SIGMOID, gate));
+    int32_t sig = ir_unary(g, OP_SIGMOID, gate);
+    int32_t act = ir_mul(g, gate, b->remat_act ? remat(g, sig) : sig);
     snprintf(name, sizeof name, "%s.down_proj", base);
     return linear(b, ir_mul(g, act, up), name, I, H, m->mlp_bias);
 }
@@ -172,8 +221,8 @@ static int32_t apply_module(Gb *b, const ModuleCfg *m, int32_t x, int64_t layer)
     }
 }
 
-/* tokens -> logits [N, V] */
-static int32_t forward(Gb *b, int32_t tokens) {
+/* tokens -> the final hidden states [N, H]; *head = the head weight [V, H] */
+static int32_t forward(Gb *b, int32_t tokens, int32_t *head) {
     const ModelCfg *c = b->cfg;
     IrGraph *g = b->g;
     loc(b, c->embedding.loc);
@@ -201,8 +250,52 @@ static int32_t forward(Gb *b, int32_t tokens) {
         x = rmsnorm(b, x, "model.norm.weight", c->final_norm.eps);
     }
     loc(b, c->lm_head.loc);
-    int32_t w = c->lm_head.tied ? emb : param(b, "lm_head.weight", 2, b->V, b->H);
-    return ir_matmul(g, x, w, 0, 1);
+    *head = c->lm_head.tied ? emb : param(b, "lm_head.weight", 2, b->V, b->H);
+    return x;
+}
+
+/* per-row target log-probs [N] masked and summed per sequence -> [S] */
+static int32_t masked_seq_sum(Gb *b, int32_t tl, int32_t mask) {
+    IrGraph *g = b->g;
+    int64_t sst[2] = {b->S, b->T}, ss[1] = {b->S};
+    int32_t masked = ir_mul(g, ir_reshape(g, tl, 2, sst), mask);
+    return ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, masked, 1), 1, ss);
+}
+
+/* The chunked head (see the header): hidden x [N, H], head weight w [V, H]
+ * -> summed log-probs [S]; *rows = the logits' row sums [N, 1]. */
+static int32_t seq_logps_chunked(Gb *b, int32_t x, int32_t w, int32_t targets, int32_t mask, int32_t *rows) {
+    IrGraph *g = b->g;
+    loc(b, b->cfg->lm_head.loc);
+    int64_t N = b->N, V = b->V, n1[2] = {N, 1};
+    int32_t tgt = ir_cast(g, ir_reshape(g, targets, 2, n1), b->dt); /* exact: V < 2^24 is checked */
+    int32_t M = -1, tl = -1, rs = -1;
+    int32_t mc[64], ec[64];
+    int nc = 0;
+    for (int64_t v0 = 0; v0 < V; v0 += b->vchunk, nc++) {
+        int64_t v1 = v0 + b->vchunk < V ? v0 + b->vchunk : V, cs[2] = {N, v1 - v0};
+        int32_t sc = remat(g, ir_matmul(g, x, remat(g, ir_slice(g, w, 0, v0, v1)), 0, 1)); /* [N, n] */
+        mc[nc] = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, sc, 1));
+        ec[nc] = ir_reduce(g, OP_REDUCE_SUM, ir_unary(g, OP_EXP, ir_sub(g, sc, ir_bcast_to(g, mc[nc], sc))), 1);
+        M = M < 0 ? mc[nc] : ir_binary(g, OP_MAX, M, mc[nc]);
+        int32_t col = ir_iota(g, 1, b->dt, 2, cs);
+        col = ir_add(g, col, cnst(b, (double)v0, col));
+        int32_t tb = ir_bcast_to(g, tgt, sc), zero = cnst(b, 0.0, sc);
+        int32_t hit = ir_select(g, ir_binary(g, OP_CMP_LT, col, tb), zero,
+                                ir_select(g, ir_binary(g, OP_CMP_LT, tb, col), zero, sc));
+        int32_t t = ir_reduce(g, OP_REDUCE_SUM, hit, 1), r = ir_reduce(g, OP_REDUCE_SUM, sc, 1);
+        tl = tl < 0 ? t : ir_add(g, tl, t);
+        rs = rs < 0 ? r : ir_add(g, rs, r);
+    }
+    int32_t z = -1;
+    for (int c = 0; c < nc; c++) {
+        int32_t e = ir_mul(g, ec[c], ir_unary(g, OP_EXP, ir_sub(g, mc[c], M)));
+        z = z < 0 ? e : ir_add(g, z, e);
+    }
+    int32_t lse = ir_add(g, M, ir_unary(g, OP_LOG, z));
+    int64_t sn[1] = {N};
+    *rows = rs;
+    return masked_seq_sum(b, ir_reshape(g, ir_sub(g, tl, lse), 1, sn), mask);
 }
 
 /* summed log-probs of `targets` where loss_mask is 1: [N, V] -> [S] */
@@ -212,10 +305,23 @@ static int32_t seq_logps(Gb *b, int32_t logits, int32_t targets, int32_t mask) {
     int32_t mx = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, logits, 1));
     int32_t sh = ir_sub(g, logits, ir_bcast_to(g, mx, logits));
     int32_t lse = ir_unary(g, OP_LOG, ir_reduce(g, OP_REDUCE_SUM, ir_unary(g, OP_EXP, sh), 1)); /* [N,1] */
-    int64_t sn[1] = {b->N}, sst[2] = {b->S, b->T}, ss[1] = {b->S};
+    int64_t sn[1] = {b->N};
     int32_t tl = ir_sub(g, ir_pick(g, sh, ir_reshape(g, targets, 1, sn)), ir_reshape(g, lse, 1, sn));
-    int32_t masked = ir_mul(g, ir_reshape(g, tl, 2, sst), mask);
-    return ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, masked, 1), 1, ss);
+    return masked_seq_sum(b, tl, mask);
+}
+
+/* tokens -> summed log-probs [S]; *rows = the logits' row sums [N, 1];
+ * *logits = the [N, V] logits when the head is whole (-1 when chunked) */
+static int32_t model_logps(Gb *b, int32_t tokens, int32_t targets, int32_t mask, int32_t *rows, int32_t *logits) {
+    int32_t w, x = forward(b, tokens, &w);
+    if (b->vchunk > 0 && b->vchunk < b->V) {
+        *logits = -1;
+        return seq_logps_chunked(b, x, w, targets, mask, rows);
+    }
+    loc(b, b->cfg->lm_head.loc);
+    *logits = ir_matmul(b->g, x, w, 0, 1);
+    *rows = ir_reduce(b->g, OP_REDUCE_SUM, *logits, 1);
+    return seq_logps(b, *logits, targets, mask);
 }
 
 static int fail(IrGraph *g, const ModelCfg *cfg, char *err, size_t errlen) {
@@ -235,7 +341,14 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
         return -1;
     }
     Gb b = {cfg, g, dt, 2 * cfg->pairs, cfg->seq_len, 2 * cfg->pairs * cfg->seq_len, cfg->hidden_size, cfg->vocab_size,
-            "", IR_PARAM_TRAINABLE};
+            "", IR_PARAM_TRAINABLE, opt ? opt->vocab_chunk : 0, opt ? opt->attn_block : 0,
+            opt ? opt->remat_activations : 0};
+    if (kind == BUILD_LOGPS && opt && opt->expose_logits) b.vchunk = 0; /* the logits are an output */
+    if (b.vchunk > 0 && b.vchunk < b.V && (b.V > (1 << 24) || (b.V + b.vchunk - 1) / b.vchunk > 64)) {
+        snprintf(err, errlen, "%s: a vocabulary of %lld in chunks of %lld: at most 64 chunks (and 2^24 columns)",
+                 cfg->path ? cfg->path : "model", (long long)b.V, (long long)b.vchunk);
+        return -1;
+    }
     int64_t sst[2] = {b.S, b.T}, ss[1] = {b.S};
     SrcLoc top = {cfg->path, 1, 1};
     loc(&b, top);
@@ -243,8 +356,8 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
     int32_t targets = ir_input(g, "targets", DT_I32, 2, sst);
     int32_t mask = ir_input(g, "loss_mask", dt, 2, sst);
 
-    int32_t logits = forward(&b, tokens);
-    int32_t logps = seq_logps(&b, logits, targets, mask);
+    int32_t logits, rows;
+    int32_t logps = model_logps(&b, tokens, targets, mask, &rows, &logits);
     if (logps < 0) return fail(g, cfg, err, errlen);
 
     if (kind == BUILD_LOGPS) {
@@ -259,7 +372,7 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
 
     /* logits_sum: per sequence, the masked sum over positions of the vocabulary sum */
     loc(&b, cfg->lm_head.loc);
-    int32_t rows = ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, logits, 1), 2, sst);
+    rows = ir_reshape(g, rows, 2, sst);
     int32_t logits_sum = ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, ir_mul(g, rows, mask), 1), 1, ss);
 
     loc(&b, cfg->loss.loc);
@@ -273,7 +386,8 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
         Gb rb = b;
         rb.prefix = "ref:";
         rb.role = IR_PARAM_FROZEN;
-        int32_t rl = seq_logps(&rb, forward(&rb, tokens), targets, mask);
+        int32_t rrows, rlogits;
+        int32_t rl = model_logps(&rb, tokens, targets, mask, &rrows, &rlogits);
         loc(&b, cfg->reference_loc);
         ref_out = lv.ref_logps = ir_unary(g, OP_STOP_GRAD, rl);
     }
@@ -305,3 +419,16 @@ int32_t fe_rmsnorm(Gb *b, int32_t x, const char *wname, double eps) { return rms
 int32_t fe_rope(Gb *b, int32_t x, int64_t d, int32_t cos_t, int32_t sin_t) { return rope(b, x, d, cos_t, sin_t); }
 int32_t fe_heads_first(Gb *b, int32_t x, int64_t h, int64_t d) { return heads_first(b, x, h, d); }
 int32_t fe_apply_module(Gb *b, const ModuleCfg *m, int32_t x, int64_t layer) { return apply_module(b, m, x, layer); }
+
+void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block) {
+    const int64_t whole_max = 64ll << 20, chunk_bytes = 32ll << 20; /* f32 logits */
+    int64_t v = cfg->vocab_size, vc = 0;
+    if (rows > 0 && rows * v * 4 > whole_max) {
+        vc = chunk_bytes / (4 * rows) / 256 * 256;
+        if (vc < 256) vc = 256;
+        while ((v + vc - 1) / vc > 64) vc *= 2;
+        if (vc >= v) vc = 0;
+    }
+    *vocab_chunk = vc;
+    *attn_block = cfg->seq_len > 256 ? 256 : 0;
+}

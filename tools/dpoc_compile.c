@@ -36,18 +36,21 @@ typedef struct CompileArgs {
     int plan_only;                               /* --plan-only: print the memory plan, write nothing */
     const char *mesh_s, *bucket_mb_s; /* --mesh dp=D,tp=T; --bucket-mb N */
     int64_t mesh_dp, mesh_tp, bucket_mb;
+    const char *vocab_chunk_s, *attn_block_s; /* --vocab-chunk N, --attn-block N (0: off; default: auto) */
+    int64_t vocab_chunk, attn_block;
+    int no_remat; /* --no-remat: keep the norm and SiLU activations for the backward */
 } CompileArgs;
 
 enum { NGRAPHS = 4 };
 static const char *const graph_names[NGRAPHS] = {"train_step", "logps", "prefill", "decode"};
 
-/* a whole number in [1, 1<<24]; 0 or -1 after a message */
-static int parse_count(const char *cmd, const char *opt, const char *v, int64_t *out) {
+/* a whole number in [lo, 1<<24] (lo is 0 or 1; 0 means off); 0 or -1 after a message */
+static int parse_whole(const char *cmd, const char *opt, const char *v, int lo, int64_t *out) {
     char *end;
     long long x = v ? strtoll(v, &end, 10) : 0;
-    if (!v || !*v || *end || x < 1 || x > (1 << 24)) {
-        fprintf(stderr, "dpoc %s: --%s: expected a whole number from 1 to %d, got '%s'\n", cmd, opt, 1 << 24,
-                v ? v : "");
+    if (!v || !*v || *end || x < lo || x > (1 << 24)) {
+        fprintf(stderr, "dpoc %s: --%s: expected a whole number from %s to %d, got '%s'\n", cmd, opt,
+                lo ? "1" : "0 (off)", 1 << 24, v ? v : "");
         return -1;
     }
     *out = x;
@@ -56,7 +59,7 @@ static int parse_count(const char *cmd, const char *opt, const char *v, int64_t 
 
 static int parse_args(const char *cmd, const char *synopsis, int argc, char **argv, CompileArgs *a, int need_out) {
     memset(a, 0, sizeof *a);
-    /* the first five options are shared with `dpoc ir`; the rest are compile's */
+    /* the first nine options are shared with `dpoc ir`; the rest are compile's */
     DpocOpt opts[] = {
         {"print-after", 0, OPT_STRING, &a->print_after, NULL, 0, "print the IR after PASS (or 'all') to stderr"},
         {"dump-dir", 0, OPT_STRING, &a->dump_dir, NULL, 0, "write NN.<graph>.after_<pass>.ir files into DIR"},
@@ -64,6 +67,9 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"time-passes", 0, OPT_FLAG, NULL, &a->time_passes, 0, "print the time each pass took"},
         {"expose-logits", 0, OPT_FLAG, NULL, &a->expose_logits, 0, "also output the logits from the logps entry"},
         {"mesh", 0, OPT_STRING, &a->mesh_s, NULL, 0, "compile one rank of a dp x tp mesh, e.g. dp=2,tp=2 (default: YAML parallel:)"},
+        {"vocab-chunk", 0, OPT_STRING, &a->vocab_chunk_s, NULL, 0, "head log-softmax in chunks of N vocabulary columns, recomputed by the backward (0: whole; default: auto)"},
+        {"no-remat", 0, OPT_FLAG, NULL, &a->no_remat, 0, "keep rmsnorm and SiLU activations instead of recomputing them in the backward"},
+        {"attn-block", 0, OPT_STRING, &a->attn_block_s, NULL, 0, "attention in blocks of N query rows, recomputed by the backward (0: whole; default: auto)"},
         {"output", 'o', OPT_STRING, &a->out, NULL, 0, "write the step.so here"},
         {"emit-llvm", 0, OPT_STRING, &a->emit_llvm, NULL, 0, "write the LLVM IR (before optimisation) to FILE"},
         {"target-cpu", 0, OPT_STRING, &a->target_cpu, NULL, 0, "LLVM CPU name (default: this machine's)"},
@@ -75,7 +81,7 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"bucket-mb", 0, OPT_STRING, &a->bucket_mb_s, NULL, 0, "mesh: MiB per merged dp gradient all-reduce (default 16)"},
         {"plan-only", 0, OPT_FLAG, NULL, &a->plan_only, 0, "print the memory plan and stop before code generation (no -o)"},
     };
-    int nopts = need_out ? (int)(sizeof opts / sizeof opts[0]) : 6;
+    int nopts = need_out ? (int)(sizeof opts / sizeof opts[0]) : 9;
     const char *pos[1];
     int n = dpoc_opts_parse(cmd, synopsis, opts, nopts, argc, argv, pos, 1);
     if (n == -2) return 1;
@@ -85,9 +91,11 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         return 2;
     }
     a->yaml = pos[0];
-    if ((a->max_context_s && parse_count(cmd, "max-context", a->max_context_s, &a->max_context)) ||
-        (a->prefill_chunk_s && parse_count(cmd, "prefill-chunk", a->prefill_chunk_s, &a->prefill_chunk)) ||
-        (a->bucket_mb_s && parse_count(cmd, "bucket-mb", a->bucket_mb_s, &a->bucket_mb)))
+    if ((a->max_context_s && parse_whole(cmd, "max-context", a->max_context_s, 1, &a->max_context)) ||
+        (a->prefill_chunk_s && parse_whole(cmd, "prefill-chunk", a->prefill_chunk_s, 1, &a->prefill_chunk)) ||
+        (a->bucket_mb_s && parse_whole(cmd, "bucket-mb", a->bucket_mb_s, 1, &a->bucket_mb)) ||
+        (a->vocab_chunk_s && parse_whole(cmd, "vocab-chunk", a->vocab_chunk_s, 0, &a->vocab_chunk)) ||
+        (a->attn_block_s && parse_whole(cmd, "attn-block", a->attn_block_s, 0, &a->attn_block)))
         return 2;
     if (a->mesh_s) {
         char merr[256];
@@ -138,7 +146,8 @@ static int build_one(const ModelCfg *cfg, int which, const CompileArgs *a, PassC
     BuildKind kind = which == 0 ? BUILD_TRAIN : BUILD_LOGPS;
     const char *prefix = graph_names[which];
     char err[1024];
-    BuildOptions bo = {.dtype = DT_F32, .expose_logits = a->expose_logits};
+    BuildOptions bo = {.dtype = DT_F32, .expose_logits = a->expose_logits, .vocab_chunk = a->vocab_chunk,
+                       .attn_block = a->attn_block, .remat_activations = !a->no_remat};
     GenBuildOptions go = {prefix, which == 3 ? 1 : a->prefill_chunk, a->max_context, DT_F32};
     ir_init(g);
     if ((which < 2 ? model_build_graph(cfg, kind, &bo, g, err, sizeof err)
@@ -242,6 +251,16 @@ static int compile_or_print(int argc, char **argv, int compile) {
     }
     if (!a.max_context) a.max_context = cfg.seq_len;
     if (!a.prefill_chunk) a.prefill_chunk = a.max_context < 32 ? a.max_context : 32;
+    int64_t auto_vc, auto_ab;
+    model_auto_chunks(&cfg, 2 * cfg.pairs * cfg.seq_len, &auto_vc, &auto_ab);
+    if (!a.vocab_chunk_s) a.vocab_chunk = a.mesh_tp > 1 ? 0 : auto_vc; /* a tp-split head stays whole */
+    if (a.mesh_tp > 1 && a.vocab_chunk > 0) {
+        fprintf(stderr, "dpoc %s: --vocab-chunk %lld: the head is split over %lld tp ranks, and a chunked head needs "
+                        "tp=1 (use --vocab-chunk 0)\n", cmd, (long long)a.vocab_chunk, (long long)a.mesh_tp);
+        model_cfg_free(&cfg);
+        return 2;
+    }
+    if (!a.attn_block_s) a.attn_block = auto_ab;
     int64_t rank_pairs = cfg.pairs;
     cfg.pairs *= a.mesh_dp; /* the global micro-batch; the shard pass cuts out one rank's */
     for (; built < ng; built++)

@@ -36,6 +36,8 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--seed", default="1")
+    ap.add_argument("--compile-arg", action="append", default=[],
+                    help="one more `dpoc compile` argument (repeatable), e.g. --vocab-chunk=48")
     a = ap.parse_args()
     try:
         import torch  # noqa: F401
@@ -48,7 +50,7 @@ def main():
     os.makedirs(a.work)
     so = os.path.join(a.work, "step.so")
     dump = os.path.join(a.work, "dump")
-    run("dpoc compile", [a.dpoc, "compile", a.model, "-o", so, "--expose-logits", "-q"])
+    run("dpoc compile", [a.dpoc, "compile", a.model, "-o", so, "--expose-logits", "-q"] + a.compile_arg)
     run("step_run", [a.step_run, so, dump, "--seed", a.seed])
     sys.path.insert(0, HERE)
     import compare

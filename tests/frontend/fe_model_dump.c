@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     IrGraph g[2];
-    BuildOptions bo = {DT_F64, 1};
+    BuildOptions bo = {.dtype = DT_F64, .expose_logits = 1};
     for (int k = 0; k < 2; k++) {
         ir_init(&g[k]);
         if (model_build_graph(&cfg, k ? BUILD_LOGPS : BUILD_TRAIN, &bo, &g[k], err, sizeof err)) {

@@ -173,7 +173,7 @@ static void check_model(const char *dir, const char *name) {
         for (int k = 0; k < 2; k++) {
             IrGraph g;
             ir_init(&g);
-            BuildOptions bo = {dti ? DT_F64 : DT_F32, 1};
+            BuildOptions bo = {.dtype = dti ? DT_F64 : DT_F32, .expose_logits = 1};
             int rc = model_build_graph(&cfg, k ? BUILD_LOGPS : BUILD_TRAIN, &bo, &g, err, sizeof err);
             CHECK(rc == 0, "%s: build: %s", name, err);
             if (!rc) check_graph(name, &cfg, &g, k ? BUILD_LOGPS : BUILD_TRAIN, bo.dtype);
@@ -222,7 +222,7 @@ static void check_tiny(const char *dir) {
 
     IrGraph g;
     ir_init(&g);
-    BuildOptions bo = {DT_F32, 0};
+    BuildOptions bo = {.dtype = DT_F32};
     CHECK(model_build_graph(&cfg, BUILD_TRAIN, &bo, &g, err, sizeof err) == 0, "tiny build: %s", err);
     static const char *const names[] = {
         "model.embed_tokens.weight", "model.norm.weight",

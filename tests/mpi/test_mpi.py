@@ -154,6 +154,7 @@ def case_steps():
         if os.path.exists(out):
             os.remove(out)
         args = [A.dpoc, "compile", y, "-o", out, "-q"] + (["--mesh", mesh] if mesh else [])
+        args += os.environ.get("DPOC_TEST_COMPILE_ARGS", "").split()  # e.g. "--attn-block=3" for a manual run
         procs.append((name, mesh, args))
     running, done = [], []
     while procs or running:  # two compilers at a time (the CI has 2 cores)

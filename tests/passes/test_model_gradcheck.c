@@ -12,6 +12,15 @@
  * This exercises every rule as the models compose them: attention with RoPE
  * and the causal mask, RMSNorm, SwiGLU, tied embeddings, log-softmax + pick,
  * the loss expression.
+ *
+ * Each model is checked twice: whole, and with the head's log-softmax in
+ * vocabulary chunks, attention in blocks of query rows (both uneven, so a
+ * short last piece is covered) and the norm/SiLU activations flagged for
+ * recomputation. The second build must give the first one's loss (to
+ * round-off: its sums are grouped differently), pass the same differencing,
+ * and give bit for bit the gradients of the same graph with every
+ * IR_F_REMAT flag removed: recomputing a value instead of keeping it must
+ * change nothing but memory.
  */
 #include <math.h>
 
@@ -60,19 +69,44 @@ static double loss_of(const IrGraph *g, double **leaf) {
     return L;
 }
 
-static void check_model(const char *path) {
-    ModelCfg cfg;
-    char err[1024];
-    if (model_cfg_load(path, &cfg, err, sizeof err) != 0) {
-        CHECK_MSG(0, "%s", err);
-        model_cfg_free(&cfg);
-        return;
+/* evaluates graph g (autodiff + simplify already run) with the leaves of
+ * fwd given by name; NULL + message on failure */
+static double **eval_by_name(const IrGraph *g, const IrGraph *fwd, double *const *leaf, char *err, size_t errlen) {
+    double **gl = calloc((size_t)g->n, sizeof *gl);
+    for (int32_t id = 0; id < g->n; id++) {
+        const IrNode *n = ir_node(g, id);
+        if (n->op != OP_PARAM && n->op != OP_INPUT) continue;
+        int32_t f = ir_find_named(fwd, (IrOp)n->op, ir_str_get(g, n->name));
+        if (f >= 0) gl[id] = leaf[f];
     }
-    IrGraph fwd, g;
+    double **vals = ir_interp_run(g, gl, 0, err, errlen);
+    free(gl);
+    return vals;
+}
+
+/* the train graph full (forward + gradients) with every IR_F_REMAT flag
+ * cleared, differentiated into *plain; returns how many flags were cleared */
+static int strip_remat(const IrGraph *full, IrGraph *plain, const char *path) {
+    int n = 0;
+    CHECK(ir_copy(plain, full) == 0);
+    for (int32_t id = 0; id < plain->n; id++)
+        if (plain->nodes[id].flags & IR_F_REMAT) { /* clearing may leave duplicate nodes: harmless */
+            plain->nodes[id].flags &= ~(uint32_t)IR_F_REMAT;
+            n++;
+        }
+    PassCtx c = {0};
+    CHECK_MSG(pass_pipeline_run(plain, &c, "autodiff,simplify") == 0, "%s: %s", path, c.err);
+    return n;
+}
+
+/* one build of the model: its loss at the seeded leaves */
+static double check_build(const char *path, const ModelCfg *cfg, const BuildOptions *bo, const char *label) {
+    char err[1024];
+    IrGraph fwd, g, plain;
     ir_init(&fwd);
-    BuildOptions bo = {.dtype = DT_F64, .expose_logits = 0};
-    CHECK_MSG(model_build_graph(&cfg, BUILD_TRAIN, &bo, &fwd, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(model_build_graph(cfg, BUILD_TRAIN, bo, &fwd, err, sizeof err) == 0, "%s", err);
     CHECK(ir_copy(&g, &fwd) == 0);
+    int nremat = strip_remat(&fwd, &plain, path);
     PassCtx c = {0};
     CHECK_MSG(pass_pipeline_run(&g, &c, "autodiff,simplify") == 0, "%s: %s", path, c.err);
     /* the forward graph for differencing: the loss only */
@@ -82,17 +116,16 @@ static void check_model(const char *path) {
     CHECK(pass_dce(&fwd, &c2) != PASS_ERROR);
 
     TRng rng = {0x1234567u};
-    double **leaf = make_leaves(&fwd, &cfg, &rng);
-    /* the same values by name for the differentiated graph */
-    double **gleaf = calloc((size_t)g.n, sizeof *gleaf);
-    for (int32_t id = 0; id < g.n; id++) {
-        const IrNode *n = ir_node(&g, id);
-        if (n->op != OP_PARAM && n->op != OP_INPUT) continue;
-        int32_t f = ir_find_named(&fwd, (IrOp)n->op, ir_str_get(&g, n->name));
-        if (f >= 0) gleaf[id] = leaf[f];
-    }
-    double **vals = ir_interp_run(&g, gleaf, 0, err, sizeof err);
+    double **leaf = make_leaves(&fwd, cfg, &rng);
+    double **vals = eval_by_name(&g, &fwd, leaf, err, sizeof err);
     CHECK_MSG(vals, "%s: %s", path, err);
+    double **pvals = eval_by_name(&plain, &fwd, leaf, err, sizeof err);
+    CHECK_MSG(pvals, "%s: %s", path, err);
+    int nrecomputed = 0;
+    for (int32_t id = 0; id < g.n; id++) nrecomputed += (ir_node(&g, id)->flags & IR_F_RECOMPUTED) != 0;
+    if (bo->remat_activations || bo->vocab_chunk > 0 || bo->attn_block > 0)
+        CHECK_MSG(nremat > 0 && nrecomputed > 0, "%s (%s): %d remat flags, %d recomputed values", path, label, nremat,
+                  nrecomputed);
     double L0 = loss_of(&fwd, leaf);
     CHECK_MSG(vals && fabs(ir_interp_output(&g, vals, "loss")[0] - L0) <= 1e-12 * fmax(1, fabs(L0)),
               "%s: loss differs between the graphs", path);
@@ -104,8 +137,11 @@ static void check_model(const char *path) {
         if (n->op != OP_PARAM || n->attr[0] != IR_PARAM_TRAINABLE) continue;
         const char *name = ir_str_get(&fwd, n->name);
         const double *gr = ir_interp_output(&g, vals, name);
-        CHECK_MSG(gr, "%s: no gradient for %s", path, name);
-        if (!gr) continue;
+        const double *pg = pvals ? ir_interp_output(&plain, pvals, name) : NULL;
+        CHECK_MSG(gr && pg, "%s: no gradient for %s", path, name);
+        if (!gr || !pg) continue;
+        CHECK_MSG(memcmp(gr, pg, sizeof *gr * (size_t)ir_numel(n)) == 0,
+                  "%s (%s): d loss / d %s differs when nothing is recomputed", path, label, name);
         nparams++;
         int64_t numel = ir_numel(n);
         for (int s = 0; s < SAMPLES_PER_PARAM; s++) {
@@ -129,13 +165,34 @@ static void check_model(const char *path) {
     int ngrads = 0;
     for (int32_t i = 0; i < g.nout; i++) ngrads += g.outs[i].role == IR_OUT_GRAD;
     CHECK(nparams > 0 && ngrads == nparams);
-    printf("  %-32s loss %.6f, %d params, %d elements, max rel err %.2e\n", path, L0, nparams, nchecked, worst);
+    printf("  %-32s %-8s loss %.6f, %d params, %d elements, max rel err %.2e, %d recomputed values\n", path, label,
+           L0, nparams, nchecked, worst, nrecomputed);
     ir_interp_free(&g, vals);
+    ir_interp_free(&plain, pvals);
     for (int32_t id = 0; id < fwd.n; id++) free(leaf[id]);
     free(leaf);
-    free(gleaf);
     ir_free(&fwd);
     ir_free(&g);
+    ir_free(&plain);
+    return L0;
+}
+
+static void check_model(const char *path) {
+    ModelCfg cfg;
+    char err[1024];
+    if (model_cfg_load(path, &cfg, err, sizeof err) != 0) {
+        CHECK_MSG(0, "%s", err);
+        model_cfg_free(&cfg);
+        return;
+    }
+    BuildOptions whole = {.dtype = DT_F64};
+    BuildOptions pieces = {.dtype = DT_F64,
+                           .vocab_chunk = cfg.vocab_size / 3 + 1,
+                           .attn_block = cfg.seq_len / 3 + 1,
+                           .remat_activations = 1};
+    double l0 = check_build(path, &cfg, &whole, "whole");
+    double l1 = check_build(path, &cfg, &pieces, "pieces");
+    CHECK_MSG(fabs(l0 - l1) <= 1e-12 * fmax(1, fabs(l0)), "%s: loss %.17g whole, %.17g in pieces", path, l0, l1);
     model_cfg_free(&cfg);
 }
 
