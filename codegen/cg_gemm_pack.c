@@ -27,25 +27,24 @@
  */
 #include "cg_gemm.h"
 
-/* flat index of A(m, k) / B(k, n) in the current batch */
-static LLVMValueRef a_flat(const CgGemmOps *o, LLVMValueRef m, LLVMValueRef kk) {
+/* flat index of element (i, j) of a rows x cols operand of the current
+ * batch, stored transposed (j-major) when trans */
+static LLVMValueRef op_flat(const CgGemmOps *o, int64_t rows, int64_t cols, int trans, LLVMValueRef i, LLVMValueRef j) {
     Cg *c = o->k->c;
     LLVMBuilderRef b = c->b;
-    const CgGemmDims *d = o->d;
-    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, cg_i64(c, d->M * d->K), "");
-    LLVMValueRef in = d->ta ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, kk, cg_i64(c, d->M), ""), m, "")
-                            : LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, m, cg_i64(c, d->K), ""), kk, "");
+    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, cg_i64(c, rows * cols), "");
+    LLVMValueRef in = trans ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, j, cg_i64(c, rows), ""), i, "")
+                            : LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, cg_i64(c, cols), ""), j, "");
     return LLVMBuildNSWAdd(b, base, in, "");
 }
 
+/* flat index of A(m, k) / B(k, n) in the current batch */
+static LLVMValueRef a_flat(const CgGemmOps *o, LLVMValueRef m, LLVMValueRef kk) {
+    return op_flat(o, o->d->M, o->d->K, o->d->ta, m, kk);
+}
+
 static LLVMValueRef b_flat(const CgGemmOps *o, LLVMValueRef kk, LLVMValueRef n) {
-    Cg *c = o->k->c;
-    LLVMBuilderRef b = c->b;
-    const CgGemmDims *d = o->d;
-    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, cg_i64(c, d->K * d->N), "");
-    LLVMValueRef in = d->tb ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, cg_i64(c, d->K), ""), kk, "")
-                            : LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, kk, cg_i64(c, d->N), ""), n, "");
-    return LLVMBuildNSWAdd(b, base, in, "");
+    return op_flat(o, o->d->K, o->d->N, o->d->tb, kk, n);
 }
 
 /* operand value at flat index, or 0 where !valid (index clamped by the caller) */
