@@ -28,7 +28,7 @@
  * independent of how the runtime splits the tiles, and K is never split
  * between threads.
  *
- * Scratch is on the stack of the calling thread (allocas in the kernel's
+ * Scratch is on the stack of the calling thread (allocas in the kernel's (or driver's)
  * entry block, 64-byte aligned): Bp kc x nc_max (512 KiB on AVX2), Ap
  * mc_max x kc only when A must be packed, Ar mc_max x (kc + 16) only when
  * A's rows are copied, Ae mr x kc, Ct mr x nr: at most ~620 KiB. The
@@ -38,6 +38,15 @@
  * the ABI and nothing from the schedule. The B block is the big one on
  * purpose: the cost of packing A (when it is packed) is O(1 / nc) per flop,
  * the cost of packing B O(1 / M).
+ *
+ * Shared drivers: when both operands are stored (plain memory) and there is
+ * no epilogue, these loops are not emitted in the matmul's kernel: the
+ * kernel calls dpoc_gemm_f32_<ta><tb>[_rowcopy](A, B, C, M, N, K, mc, nc,
+ * begin, end), emitted once per module and variant with the shape as
+ * parameters (noinline), so the module holds a handful of GEMM loops
+ * however many shapes the model has. A matmul with an operand computed
+ * inline keeps the loops in its own kernel with the shape as constants;
+ * both go through emit_loops, whose dims are LLVM values either way.
  *
  * Tile shape (cg_gemm_config): vector width from the feature string (+avx512f:
  * 16 lanes and 32 registers; +avx: 8 lanes, 16 registers; else 4 lanes),
@@ -49,6 +58,7 @@
  */
 #include "cg_gemm.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,7 +132,6 @@ int64_t cg_gemm_work(const Cg *c, const IrGraph *g, int32_t root) {
     cg_gemm_dims(&cfg, g, root, &d);
     return d.batch * d.nb * d.mb;
 }
-
 static LLVMValueRef stack_buf(CgKern *k, int64_t floats, const char *name) {
     Cg *c = k->c;
     LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
@@ -133,18 +142,22 @@ static LLVMValueRef stack_buf(CgKern *k, int64_t floats, const char *name) {
     return a;
 }
 
+static LLVMValueRef ceil_div_v(Cg *c, LLVMValueRef x, LLVMValueRef q) {
+    LLVMBuilderRef b = c->b;
+    return LLVMBuildSDiv(b, LLVMBuildNSWSub(b, LLVMBuildNSWAdd(b, x, q, ""), cg_i64(c, 1), ""), q, "");
+}
+
 /* flat index of A(row, p0), A row-major (ta = 0) */
 static LLVMValueRef a_flat_direct(const CgGemmOps *o, LLVMValueRef row, LLVMValueRef p0) {
-    Cg *c = o->k->c;
-    LLVMBuilderRef b = c->b;
-    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, cg_i64(c, o->d->M * o->d->K), "");
-    LLVMValueRef in = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, cg_i64(c, o->d->K), ""), p0, "");
+    LLVMBuilderRef b = o->k->c->b;
+    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, LLVMBuildNSWMul(b, o->M, o->K, ""), "");
+    LLVMValueRef in = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, o->K, ""), p0, "");
     return LLVMBuildNSWAdd(b, base, in, "");
 }
 
 /* A rows [m0, m0 + rows) x [p0, p0 + kc) to dst (row stride ldr), by vectors */
-static void copy_rows(const CgGemmOps *o, LLVMValueRef dst, int64_t ldr, LLVMValueRef A, LLVMValueRef m0,
-                      LLVMValueRef rows, LLVMValueRef p0, LLVMValueRef kc) {
+static void copy_rows(const CgGemmOps *o, LLVMValueRef dst, int64_t ldr, LLVMValueRef m0, LLVMValueRef rows,
+                      LLVMValueRef p0, LLVMValueRef kc) {
     CgKern *k = o->k;
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
@@ -152,7 +165,7 @@ static void copy_rows(const CgGemmOps *o, LLVMValueRef dst, int64_t ldr, LLVMVal
     LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)vw);
     CgFor i, q;
     cg_for_begin(c, &i, cg_i64(c, 0), rows, "ri");
-    LLVMValueRef src = cg_gep(c, c->f32, A, a_flat_direct(o, LLVMBuildNSWAdd(b, m0, i.iv, ""), p0));
+    LLVMValueRef src = cg_gep(c, c->f32, o->aptr, a_flat_direct(o, LLVMBuildNSWAdd(b, m0, i.iv, ""), p0));
     LLVMValueRef drow = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, i.iv, cg_i64(c, ldr), ""));
     cg_for_begin(c, &q, cg_i64(c, 0), LLVMBuildSDiv(b, kc, cg_i64(c, vw), ""), "rq");
     LLVMValueRef off = LLVMBuildNSWMul(b, q.iv, cg_i64(c, vw), "");
@@ -205,52 +218,52 @@ static void if_end(Cg *c, LLVMBasicBlockRef join) {
 }
 
 /* the epilogue over a finished tile: rows m0..m0+mcur, columns n0..n0+ncur */
-static void emit_epilogue(CgKern *k, const CgGemmEpilogue *epi, const CgGemmDims *d, LLVMValueRef cbase,
-                          LLVMValueRef m0, LLVMValueRef mcur, LLVMValueRef n0, LLVMValueRef ncur) {
+static void emit_epilogue(const CgGemmOps *o, const CgGemmEpilogue *epi, LLVMValueRef cbase, LLVMValueRef m0,
+                          LLVMValueRef mcur, LLVMValueRef n0, LLVMValueRef ncur) {
+    CgKern *k = o->k;
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
     CgFor i, j;
     cg_for_begin(c, &i, cg_i64(c, 0), mcur, "ei");
-    LLVMValueRef row = LLVMBuildNSWAdd(b, cbase, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, m0, i.iv, ""), cg_i64(c, d->N), ""), "");
+    LLVMValueRef row = LLVMBuildNSWAdd(b, cbase, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, m0, i.iv, ""), o->N, ""), "");
     cg_for_begin(c, &j, cg_i64(c, 0), ncur, "ej");
     LLVMValueRef flat = LLVMBuildNSWAdd(b, row, LLVMBuildNSWAdd(b, n0, j.iv, ""), "");
-    LLVMValueRef p = cg_gep(c, c->f32, k->out_ptr, flat);
+    LLVMValueRef p = cg_gep(c, c->f32, o->cptr, flat);
     cg_store(k, epi->fn(k, epi->ctx, cg_load(k, c->f32, p, 1), flat), p);
     cg_for_end(c, &j);
     cg_for_end(c, &i);
 }
 
-void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi) {
+/* scratch sizes (floats) and how A is read: what the loops need to know at
+ * compile time */
+typedef struct GemmPlan {
+    int a_direct;   /* A row-major and stored: micro-panels read in place */
+    int a_copy;     /* ... through a padded copy of the M block's rows */
+    int64_t kcmax, ncmax, mcmax;
+} GemmPlan;
+
+/* The blocked loops over tiles [begin, end) (file comment), for the dims
+ * and operands in o, mc / nc the M and N block sizes */
+static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMValueRef nc, LLVMValueRef begin,
+                       LLVMValueRef end, const CgGemmEpilogue *epi) {
+    CgKern *k = o->k;
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
-    CgGemmCfg cfg;
-    CgGemmDims d;
-    cg_gemm_config(c->features, &cfg);
-    cg_gemm_dims(&cfg, k->g, k->root, &d);
-    const IrNode *root = ir_node(k->g, k->root);
-    /* A row-major and stored: read in place, except when its rows are 4 KiB
-     * apart (or a multiple): they fall into the same cache sets and the mr
-     * rows of a micro-panel and the M block would evict each other, so the
-     * block's rows are first copied to a buffer with a padded stride; also
-     * for long rows (K > 2048), whose M block would not stay in L2 */
-    int a_direct = !d.ta && cg_is_stored(k, root->in[0]);
-    int a_copy = a_direct && (d.K % 1024 == 0 || d.K > 2048);
-    int64_t kcmax = d.K < cfg.kc ? d.K : cfg.kc;
-    int64_t ncmax = d.nc, mcmax = d.mc;
-    int mr = cfg.mr, nr = cfg.nr;
-    LLVMValueRef Bp = stack_buf(k, kcmax * ncmax, "bpack");
-    LLVMValueRef Ap = a_direct ? NULL : stack_buf(k, mcmax * kcmax + 2 * mr, "apack"); /* slack: cg_gemm_pack_a */
-    LLVMValueRef Ae = a_direct ? stack_buf(k, mr * kcmax + 2 * mr, "aedge") : NULL;
-    int64_t ldr = kcmax + 16;
-    LLVMValueRef Ar = a_copy ? stack_buf(k, mcmax * ldr, "arows") : NULL;
+    const CgGemmCfg *cfg = o->cfg;
+    int mr = cfg->mr, nr = cfg->nr;
+    LLVMValueRef Bp = stack_buf(k, pl->kcmax * pl->ncmax, "bpack");
+    LLVMValueRef Ap = pl->a_direct ? NULL : stack_buf(k, pl->mcmax * pl->kcmax + 2 * mr, "apack"); /* slack: cg_gemm_pack_a */
+    LLVMValueRef Ae = pl->a_direct ? stack_buf(k, mr * pl->kcmax + 2 * mr, "aedge") : NULL;
+    int64_t ldr = pl->kcmax + 16;
+    LLVMValueRef Ar = pl->a_copy ? stack_buf(k, pl->mcmax * ldr, "arows") : NULL;
     LLVMValueRef Ct = stack_buf(k, (int64_t)mr * nr, "ctile");
     LLVMBuildMemSet(b, Ct, LLVMConstInt(c->i8, 0, 0), cg_i64(c, (int64_t)mr * nr * 4), 64);
     LLVMTypeRef ukty;
-    LLVMValueRef ukr = cg_gemm_ukr(c, &cfg, &ukty);
+    LLVMValueRef ukr = cg_gemm_ukr(c, cfg, &ukty);
     if (!ukr) return;
-    LLVMValueRef Aptr = a_direct ? cg_node_ptr(k, root->in[0]) : NULL;
     LLVMValueRef i64z = cg_i64(c, 0);
     LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(b));
+    LLVMValueRef mb = ceil_div_v(c, o->M, mc), nb = ceil_div_v(c, o->N, nc);
 
     /* while (t < end): one run of tiles sharing (batch, N block) */
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
@@ -262,37 +275,36 @@ void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmE
     LLVMValueRef t = LLVMBuildPhi(b, c->i64, "t");
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, t, end, ""), body, exit);
     LLVMPositionBuilderAtEnd(b, body);
-    LLVMValueRef per_batch = cg_i64(c, d.nb * d.mb);
-    LLVMValueRef bat = LLVMBuildSDiv(b, t, per_batch, "bat");
+    LLVMValueRef per_batch = LLVMBuildNSWMul(b, nb, mb, "");
+    o->bat = LLVMBuildSDiv(b, t, per_batch, "bat");
     LLVMValueRef rem = LLVMBuildSRem(b, t, per_batch, "");
-    LLVMValueRef nbi = LLVMBuildSDiv(b, rem, cg_i64(c, d.mb), "nb");
-    LLVMValueRef mb0 = LLVMBuildSRem(b, rem, cg_i64(c, d.mb), "mb0");
-    LLVMValueRef tend = cg_smin(c, end, LLVMBuildNSWAdd(b, LLVMBuildNSWSub(b, t, mb0, ""), cg_i64(c, d.mb), ""));
-    LLVMValueRef n0 = LLVMBuildNSWMul(b, nbi, cg_i64(c, d.nc), "n0");
-    LLVMValueRef ncur = cg_smin(c, cg_i64(c, d.nc), LLVMBuildNSWSub(b, cg_i64(c, d.N), n0, ""));
-    LLVMValueRef cbase = LLVMBuildNSWMul(b, bat, cg_i64(c, d.M * d.N), "");
-    CgGemmOps ops = {k, &cfg, &d, bat};
+    LLVMValueRef nbi = LLVMBuildSDiv(b, rem, mb, "nb");
+    LLVMValueRef mb0 = LLVMBuildSRem(b, rem, mb, "mb0");
+    LLVMValueRef tend = cg_smin(c, end, LLVMBuildNSWAdd(b, LLVMBuildNSWSub(b, t, mb0, ""), mb, ""));
+    LLVMValueRef n0 = LLVMBuildNSWMul(b, nbi, nc, "n0");
+    LLVMValueRef ncur = cg_smin(c, nc, LLVMBuildNSWSub(b, o->N, n0, ""));
+    LLVMValueRef cbase = LLVMBuildNSWMul(b, o->bat, LLVMBuildNSWMul(b, o->M, o->N, ""), "");
 
     CgFor pb, tt, jr, ir;
-    cg_for_begin(c, &pb, i64z, cg_i64(c, (d.K + cfg.kc - 1) / cfg.kc), "kb");
-    LLVMValueRef p0 = LLVMBuildNSWMul(b, pb.iv, cg_i64(c, cfg.kc), "p0");
-    LLVMValueRef kc = cg_smin(c, cg_i64(c, cfg.kc), LLVMBuildNSWSub(b, cg_i64(c, d.K), p0, ""));
+    cg_for_begin(c, &pb, i64z, ceil_div_v(c, o->K, cg_i64(c, cfg->kc)), "kb");
+    LLVMValueRef p0 = LLVMBuildNSWMul(b, pb.iv, cg_i64(c, cfg->kc), "p0");
+    LLVMValueRef kc = cg_smin(c, cg_i64(c, cfg->kc), LLVMBuildNSWSub(b, o->K, p0, ""));
     LLVMValueRef accum = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntSGT, p0, i64z, ""), c->i32, "");
-    cg_gemm_pack_b(&ops, Bp, p0, kc, n0, ncur);
+    cg_gemm_pack_b(o, Bp, p0, kc, n0, ncur);
 
     cg_for_begin(c, &tt, t, tend, "tile");
-    LLVMValueRef m0 = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, mb0, LLVMBuildNSWSub(b, tt.iv, t, ""), ""), cg_i64(c, d.mc), "m0");
-    LLVMValueRef mcur = cg_smin(c, cg_i64(c, d.mc), LLVMBuildNSWSub(b, cg_i64(c, d.M), m0, ""));
+    LLVMValueRef m0 = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, mb0, LLVMBuildNSWSub(b, tt.iv, t, ""), ""), mc, "m0");
+    LLVMValueRef mcur = cg_smin(c, mc, LLVMBuildNSWSub(b, o->M, m0, ""));
     LLVMValueRef mfull = LLVMBuildNSWMul(b, LLVMBuildSDiv(b, mcur, cg_i64(c, mr), ""), cg_i64(c, mr), "");
     LLVMBasicBlockRef join;
-    if (a_direct) {
+    if (pl->a_direct) {
         /* only a partial last micro-panel is packed (zero rows) */
         if_begin(c, LLVMBuildICmp(b, LLVMIntSLT, mfull, mcur, ""), &join);
-        cg_gemm_pack_a(&ops, Ae, LLVMBuildNSWAdd(b, m0, mfull, ""), LLVMBuildNSWSub(b, mcur, mfull, ""), p0, kc);
+        cg_gemm_pack_a(o, Ae, LLVMBuildNSWAdd(b, m0, mfull, ""), LLVMBuildNSWSub(b, mcur, mfull, ""), p0, kc);
         if_end(c, join);
-        if (a_copy) copy_rows(&ops, Ar, ldr, Aptr, m0, mfull, p0, kc);
+        if (pl->a_copy) copy_rows(o, Ar, ldr, m0, mfull, p0, kc);
     } else {
-        cg_gemm_pack_a(&ops, Ap, m0, mcur, p0, kc);
+        cg_gemm_pack_a(o, Ap, m0, mcur, p0, kc);
     }
     LLVMValueRef npan = LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, ncur, cg_i64(c, nr - 1), ""), cg_i64(c, nr), "");
     LLVMValueRef mpan = LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, mcur, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
@@ -306,21 +318,21 @@ void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmE
     LLVMValueRef row = LLVMBuildNSWAdd(b, m0, i0, "");
     /* A operand of this micro-panel */
     LLVMValueRef ap, rs, cs;
-    if (a_direct) {
+    if (pl->a_direct) {
         LLVMValueRef fullrows = LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), "");
-        LLVMValueRef inplace = a_copy ? cg_gep(c, c->f32, Ar, LLVMBuildNSWMul(b, i0, cg_i64(c, ldr), ""))
-                                      : cg_gep(c, c->f32, Aptr, a_flat_direct(&ops, row, p0));
+        LLVMValueRef inplace = pl->a_copy ? cg_gep(c, c->f32, Ar, LLVMBuildNSWMul(b, i0, cg_i64(c, ldr), ""))
+                                          : cg_gep(c, c->f32, o->aptr, a_flat_direct(o, row, p0));
         ap = LLVMBuildSelect(b, fullrows, inplace, Ae, "");
-        rs = LLVMBuildSelect(b, fullrows, cg_i64(c, a_copy ? ldr : d.K), cg_i64(c, 1), "");
+        rs = LLVMBuildSelect(b, fullrows, pl->a_copy ? cg_i64(c, ldr) : o->K, cg_i64(c, 1), "");
         cs = LLVMBuildSelect(b, fullrows, cg_i64(c, 1), cg_i64(c, mr), "");
     } else {
         ap = cg_gep(c, c->f32, Ap, LLVMBuildNSWMul(b, ir.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, mr), ""), ""));
         rs = cg_i64(c, 1);
         cs = cg_i64(c, mr);
     }
-    LLVMValueRef cflat = LLVMBuildNSWAdd(b, cbase, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, cg_i64(c, d.N), ""),
+    LLVMValueRef cflat = LLVMBuildNSWAdd(b, cbase, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, o->N, ""),
                                                                   LLVMBuildNSWAdd(b, n0, j0, ""), ""), "");
-    LLVMValueRef cp = cg_gep(c, c->f32, k->out_ptr, cflat);
+    LLVMValueRef cp = cg_gep(c, c->f32, o->cptr, cflat);
     LLVMValueRef full = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), ""),
                                      LLVMBuildICmp(b, LLVMIntEQ, nrc, cg_i64(c, nr), ""), "");
     LLVMBasicBlockRef bfull = LLVMAppendBasicBlockInContext(c->ctx, fn, "full");
@@ -328,24 +340,24 @@ void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmE
     LLVMBasicBlockRef bnext = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
     LLVMBuildCondBr(b, full, bfull, bedge);
     LLVMPositionBuilderAtEnd(b, bfull);
-    LLVMValueRef args[8] = {ap, rs, cs, bpan, kc, cp, cg_i64(c, d.N), accum};
+    LLVMValueRef args[8] = {ap, rs, cs, bpan, kc, cp, o->N, accum};
     LLVMBuildCall2(b, ukty, ukr, args, 8, "");
     LLVMBuildBr(b, bnext);
     LLVMPositionBuilderAtEnd(b, bedge);
     if_begin(c, LLVMBuildICmp(b, LLVMIntSGT, p0, i64z, ""), &join);
-    copy_tile(k, Ct, cg_i64(c, nr), cp, cg_i64(c, d.N), mrc, nrc, 0);
+    copy_tile(k, Ct, cg_i64(c, nr), cp, o->N, mrc, nrc, 0);
     if_end(c, join);
     LLVMValueRef eargs[8] = {ap, rs, cs, bpan, kc, Ct, cg_i64(c, nr), accum};
     LLVMBuildCall2(b, ukty, ukr, eargs, 8, "");
-    copy_tile(k, cp, cg_i64(c, d.N), Ct, cg_i64(c, nr), mrc, nrc, 1);
+    copy_tile(k, cp, o->N, Ct, cg_i64(c, nr), mrc, nrc, 1);
     LLVMBuildBr(b, bnext);
     LLVMPositionBuilderAtEnd(b, bnext);
     cg_for_end(c, &ir);
     cg_for_end(c, &jr);
     if (epi && epi->fn) {
-        LLVMValueRef last = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildNSWAdd(b, p0, kc, ""), cg_i64(c, d.K), "");
+        LLVMValueRef last = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildNSWAdd(b, p0, kc, ""), o->K, "");
         if_begin(c, last, &join);
-        emit_epilogue(k, epi, &d, cbase, m0, mcur, n0, ncur);
+        emit_epilogue(o, epi, cbase, m0, mcur, n0, ncur);
         if_end(c, join);
     }
     cg_for_end(c, &tt);
@@ -355,4 +367,80 @@ void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmE
     LLVMBuildBr(b, head);
     LLVMAddIncoming(t, (LLVMValueRef[]){begin, tend}, (LLVMBasicBlockRef[]){pre, latch}, 2);
     LLVMPositionBuilderAtEnd(b, exit);
+}
+
+/* A row-major and stored: its rows are copied to a padded buffer when they
+ * are 4 KiB apart (or a multiple: they fall into the same cache sets and the
+ * mr rows of a micro-panel and the M block would evict each other), and
+ * when they are long (K > 2048: the M block would not stay in L2) */
+static int a_needs_copy(int64_t K) { return K % 1024 == 0 || K > 2048; }
+
+/* The shared driver of one (ta, tb, A rows copied) variant, emitted once per
+ * module: void drv(ptr A, ptr B, ptr C, i64 M, i64 N, i64 K, i64 mc, i64 nc,
+ * i64 begin, i64 end), both operands stored. noinline: every matmul kernel
+ * with stored operands calls it, so the module holds one copy of the loops
+ * per variant rather than one per shape. */
+static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, int a_copy, LLVMTypeRef *fty) {
+    LLVMTypeRef params[10] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64, c->i64, c->i64, c->i64, c->i64, c->i64};
+    *fty = LLVMFunctionType(c->voidt, params, 10, 0);
+    char name[64];
+    snprintf(name, sizeof name, "dpoc_gemm_f32_%c%c%s", ta ? 't' : 'n', tb ? 't' : 'n', a_copy ? "_rowcopy" : "");
+    LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+    if (fn) return fn;
+    fn = LLVMAddFunction(c->mod, name, *fty);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    for (unsigned i = 1; i <= 3; i++) LLVMAddAttributeAtIndex(fn, i, LLVMCreateEnumAttribute(c->ctx, noalias, 0));
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(c->ctx, noinline, 0));
+    LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
+    CgKern k = {.c = c};
+    k.entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+    LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
+    LLVMPositionBuilderAtEnd(c->b, start);
+    CgGemmOps o = {.k = &k, .cfg = cfg, .ta = ta, .tb = tb};
+    o.aptr = LLVMGetParam(fn, 0);
+    o.bptr = LLVMGetParam(fn, 1);
+    o.cptr = k.out_ptr = LLVMGetParam(fn, 2);
+    o.M = LLVMGetParam(fn, 3);
+    o.N = LLVMGetParam(fn, 4);
+    o.K = LLVMGetParam(fn, 5);
+    GemmPlan pl = {.a_direct = !ta, .a_copy = a_copy, .kcmax = cfg->kc, .ncmax = cfg->nc_max, .mcmax = cfg->mc_max};
+    emit_loops(&o, &pl, LLVMGetParam(fn, 6), LLVMGetParam(fn, 7), LLVMGetParam(fn, 8), LLVMGetParam(fn, 9), NULL);
+    LLVMBuildRetVoid(c->b);
+    LLVMPositionBuilderAtEnd(c->b, k.entry);
+    LLVMBuildBr(c->b, start);
+    if (saved) LLVMPositionBuilderAtEnd(c->b, saved);
+    return fn;
+}
+
+void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi) {
+    Cg *c = k->c;
+    CgGemmCfg cfg;
+    CgGemmDims d;
+    cg_gemm_config(c->features, &cfg);
+    cg_gemm_dims(&cfg, k->g, k->root, &d);
+    const IrNode *root = ir_node(k->g, k->root);
+    int a_stored = cg_is_stored(k, root->in[0]), b_stored = cg_is_stored(k, root->in[1]);
+    CgGemmOps o = {.k = k, .cfg = &cfg, .ta = d.ta, .tb = d.tb, .cptr = k->out_ptr};
+    o.M = cg_i64(c, d.M);
+    o.N = cg_i64(c, d.N);
+    o.K = cg_i64(c, d.K);
+    o.aptr = a_stored ? cg_node_ptr(k, root->in[0]) : NULL;
+    o.bptr = b_stored ? cg_node_ptr(k, root->in[1]) : NULL;
+    GemmPlan pl = {.a_direct = !d.ta && a_stored};
+    pl.a_copy = pl.a_direct && a_needs_copy(d.K);
+    if (a_stored && b_stored && !(epi && epi->fn)) {
+        LLVMTypeRef fty;
+        LLVMValueRef drv = shared_driver(c, &cfg, d.ta, d.tb, pl.a_copy, &fty);
+        LLVMValueRef args[10] = {o.aptr, o.bptr, o.cptr, o.M, o.N, o.K, cg_i64(c, d.mc), cg_i64(c, d.nc), begin, end};
+        LLVMBuildCall2(c->b, fty, drv, args, 10, "");
+        return;
+    }
+    /* an operand computed inline (or an epilogue): the loops in this kernel,
+     * with the shape as constants */
+    pl.kcmax = d.K < cfg.kc ? d.K : cfg.kc;
+    pl.ncmax = d.nc;
+    pl.mcmax = d.mc;
+    emit_loops(&o, &pl, cg_i64(c, d.mc), cg_i64(c, d.nc), begin, end, epi);
 }

@@ -65,11 +65,16 @@ void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmE
  * c[i*ldc + j] (+)= sum_k a[i*rs_a + k*cs_a] * b[k*nr + j], i < mr, j < nr */
 LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, LLVMTypeRef *fty);
 
-/* operand addressing shared by the packing routines */
+/* one matmul as the loops and the packing routines see it: dims as i64
+ * values (constants in a kernel of its own, parameters in a shared driver)
+ * and the operands' base pointers when they are stored (NULL: an element is
+ * evaluated inline through cg_eval of the kernel root's input) */
 typedef struct CgGemmOps {
     CgKern *k;
     const CgGemmCfg *cfg;
-    const CgGemmDims *d;
+    LLVMValueRef M, N, K;
+    int ta, tb;
+    LLVMValueRef aptr, bptr, cptr;
     LLVMValueRef bat;   /* batch index of the current tile */
 } CgGemmOps;
 

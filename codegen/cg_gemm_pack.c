@@ -11,7 +11,8 @@
  * column k is mr consecutive floats (the broadcast operand of the
  * micro-kernel, read with rs_a = 1, cs_a = mr). Rows past M are zeros.
  *
- * Operand elements are read through the element evaluator (cg_eval at the
+ * Operand elements of a stored operand are loaded from its base pointer;
+ * others are read through the element evaluator (cg_eval at the
  * operand's flat index), so a matmul whose operand is computed inline (a
  * fused prologue, a constant) packs just as a stored one does. The one
  * paths that matter for speed get direct vector loads: B not transposed
@@ -29,30 +30,35 @@
 
 /* flat index of element (i, j) of a rows x cols operand of the current
  * batch, stored transposed (j-major) when trans */
-static LLVMValueRef op_flat(const CgGemmOps *o, int64_t rows, int64_t cols, int trans, LLVMValueRef i, LLVMValueRef j) {
-    Cg *c = o->k->c;
-    LLVMBuilderRef b = c->b;
-    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, cg_i64(c, rows * cols), "");
-    LLVMValueRef in = trans ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, j, cg_i64(c, rows), ""), i, "")
-                            : LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, cg_i64(c, cols), ""), j, "");
+static LLVMValueRef op_flat(const CgGemmOps *o, LLVMValueRef rows, LLVMValueRef cols, int trans, LLVMValueRef i,
+                            LLVMValueRef j) {
+    LLVMBuilderRef b = o->k->c->b;
+    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, LLVMBuildNSWMul(b, rows, cols, ""), "");
+    LLVMValueRef in = trans ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, j, rows, ""), i, "")
+                            : LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, cols, ""), j, "");
     return LLVMBuildNSWAdd(b, base, in, "");
 }
 
 /* flat index of A(m, k) / B(k, n) in the current batch */
 static LLVMValueRef a_flat(const CgGemmOps *o, LLVMValueRef m, LLVMValueRef kk) {
-    return op_flat(o, o->d->M, o->d->K, o->d->ta, m, kk);
+    return op_flat(o, o->M, o->K, o->ta, m, kk);
 }
 
 static LLVMValueRef b_flat(const CgGemmOps *o, LLVMValueRef kk, LLVMValueRef n) {
-    return op_flat(o, o->d->K, o->d->N, o->d->tb, kk, n);
+    return op_flat(o, o->K, o->N, o->tb, kk, n);
 }
 
 /* operand value at flat index, or 0 where !valid (index clamped by the caller) */
 static LLVMValueRef operand_at(const CgGemmOps *o, int which, LLVMValueRef flat, LLVMValueRef valid) {
     CgKern *k = o->k;
-    const IrNode *n = ir_node(k->g, k->root);
-    CgIndex ix = {.flat = flat};
-    LLVMValueRef v = cg_eval(k, n->in[which], &ix);
+    Cg *c = k->c;
+    LLVMValueRef base = which ? o->bptr : o->aptr, v;
+    if (base) {
+        v = cg_load(k, c->f32, cg_gep(c, c->f32, base, flat), 0);
+    } else {
+        CgIndex ix = {.flat = flat};
+        v = cg_eval(k, ir_node(k->g, k->root)->in[which], &ix);
+    }
     if (!valid) return v;
     return LLVMBuildSelect(k->c->b, valid, v, LLVMConstReal(k->c->f32, 0.0), "");
 }
@@ -77,8 +83,8 @@ static void pack_b_elems(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, 
     LLVMValueRef cols[64], valid[64];
     for (int j = 0; j < nr; j++) {
         LLVMValueRef n = LLVMBuildNSWAdd(b, col0, cg_i64(c, j), "");
-        valid[j] = LLVMBuildICmp(b, LLVMIntSLT, n, cg_i64(c, o->d->N), "");
-        cols[j] = cg_smin(c, n, cg_i64(c, o->d->N - 1));
+        valid[j] = LLVMBuildICmp(b, LLVMIntSLT, n, o->N, "");
+        cols[j] = cg_smin(c, n, LLVMBuildNSWSub(b, o->N, cg_i64(c, 1), ""));
     }
     cg_for_begin(c, &kk, k_lo, kc, "bk");
     LLVMValueRef kg = LLVMBuildNSWAdd(b, p0, kk.iv, "");
@@ -134,17 +140,15 @@ void cg_gemm_pack_b(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMV
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
     const CgGemmCfg *cfg = o->cfg;
-    const CgGemmDims *d = o->d;
     int nr = cfg->nr, vw = cfg->vw;
     LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)vw);
-    const IrNode *root = ir_node(k->g, k->root);
-    int stored = cg_is_stored(k, root->in[1]);
-    int direct = !d->tb && stored;
-    int tdirect = d->tb && stored && vw == 8;
+    int stored = o->bptr != NULL;
+    int direct = !o->tb && stored;
+    int tdirect = o->tb && stored && vw == 8;
     LLVMValueRef npan = ceil_div(c, ncur, nr);
     LLVMValueRef nfull = direct || tdirect ? LLVMBuildSDiv(b, ncur, cg_i64(c, nr), "") : cg_i64(c, 0);
     CgFor jp, kk;
-    LLVMValueRef src0 = stored ? cg_node_ptr(k, root->in[1]) : NULL;
+    LLVMValueRef src0 = o->bptr;
     if (direct) {
         /* full panels: row k of the panel is B[p0+k, n0+jp*nr ..+nr), contiguous */
         cg_for_begin(c, &jp, cg_i64(c, 0), nfull, "bp");
@@ -200,24 +204,22 @@ void cg_gemm_pack_a(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef r0, LLVMV
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
     const CgGemmCfg *cfg = o->cfg;
-    const CgGemmDims *d = o->d;
     int mr = cfg->mr;
     LLVMValueRef npan = ceil_div(c, rows, mr);
     CgFor ip, kk;
-    const IrNode *root = ir_node(k->g, k->root);
     LLVMValueRef p_first = cg_i64(c, 0);
     int vl = 1;
     while (vl < mr) vl *= 2;
-    if (d->ta && cg_is_stored(k, root->in[0])) {
+    if (o->ta && o->aptr) {
         /* A^T stored: the mr values of panel column k are contiguous. One
          * vl-wide load (vl >= mr; the panel's rows up to vl must exist) and
          * one vl-wide store per k: the store runs vl - mr floats into the
          * next column's slot, which the next store (or the next panel, or
          * the buffer's slack) then overwrites */
         LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)vl);
-        LLVMValueRef src0 = cg_node_ptr(k, root->in[0]);
+        LLVMValueRef src0 = o->aptr;
         /* panels [0, nvec) have rows r0 + ip*mr + vl <= M */
-        LLVMValueRef room = LLVMBuildNSWSub(b, cg_i64(c, d->M - vl), r0, "");
+        LLVMValueRef room = LLVMBuildNSWSub(b, LLVMBuildNSWSub(b, o->M, cg_i64(c, vl), ""), r0, "");
         LLVMValueRef nvec = cg_smax(c, cg_i64(c, 0), LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, room, cg_i64(c, mr), ""), cg_i64(c, mr), ""));
         nvec = cg_smin(c, nvec, LLVMBuildSDiv(b, rows, cg_i64(c, mr), ""));
         nvec = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, room, cg_i64(c, 0), ""), cg_i64(c, 0), nvec, "");
@@ -239,8 +241,8 @@ void cg_gemm_pack_a(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef r0, LLVMV
     LLVMValueRef ms[64], valid[64];
     for (int i = 0; i < mr; i++) {
         LLVMValueRef m = LLVMBuildNSWAdd(b, row0, cg_i64(c, i), "");
-        valid[i] = LLVMBuildICmp(b, LLVMIntSLT, m, cg_i64(c, d->M), "");
-        ms[i] = cg_smin(c, m, cg_i64(c, d->M - 1));
+        valid[i] = LLVMBuildICmp(b, LLVMIntSLT, m, o->M, "");
+        ms[i] = cg_smin(c, m, LLVMBuildNSWSub(b, o->M, cg_i64(c, 1), ""));
     }
     cg_for_begin(c, &kk, cg_i64(c, 0), kc, "ak");
     LLVMValueRef kg = LLVMBuildNSWAdd(b, p0, kk.iv, "");

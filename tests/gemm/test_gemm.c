@@ -250,14 +250,48 @@ static void run_variant(int ta, int tb, const char *cpu, const char *features, c
     ir_free(&g);
 }
 
-static int file_contains(const char *path, const char *needle) {
+/* lines of the file that contain needle */
+static int file_count(const char *path, const char *needle) {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
     char line[4096];
     int found = 0;
-    while (!found && fgets(line, sizeof line, f)) found = strstr(line, needle) != NULL;
+    while (fgets(line, sizeof line, f)) found += strstr(line, needle) != NULL;
     fclose(f);
     return found;
+}
+
+static int file_contains(const char *path, const char *needle) { return file_count(path, needle) > 0; }
+
+/* Every matmul whose operands are both stored calls the module's one shared
+ * driver of its variant (runtime M, N, K; rows of A copied when K is a
+ * multiple of 1024 or above 2048); a matmul with an operand computed inline
+ * (the constant cases) keeps the loops in its own kernel */
+static void check_shared(void) {
+    IrGraph g;
+    build(&g, 0, 1);
+    char ll[400];
+    snprintf(ll, sizeof ll, "%s/shared%d.ll", tcg_tmpdir(), tcg_seq);
+    int plain = 0, rowcopy = 0;
+    for (int i = 0; i < NCASES; i++) {
+        if (cases[i].aconst || cases[i].bconst) continue;
+        if (cases[i].K % 1024 == 0 || cases[i].K > 2048) rowcopy++;
+        else plain++;
+    }
+    if (compile(&g, NULL, NULL, ll, NULL, 0) == 0) {
+        CHECK_MSG(file_count(ll, "define internal void @dpoc_gemm_f32_nt(") == 1, "one definition of the nt driver");
+        CHECK_MSG(file_count(ll, "define internal void @dpoc_gemm_f32_nt_rowcopy(") == 1, "one nt_rowcopy driver");
+        int calls = file_count(ll, "call void @dpoc_gemm_f32_nt(");
+        int rcalls = file_count(ll, "call void @dpoc_gemm_f32_nt_rowcopy(");
+        CHECK_MSG(calls == plain, "%d calls of the nt driver, expected %d", calls, plain);
+        CHECK_MSG(rcalls == rowcopy, "%d calls of the nt_rowcopy driver, expected %d", rcalls, rowcopy);
+        /* the two constant-operand kernels pack through cg_eval: their own
+         * calls of the micro-kernel, besides the drivers' two each */
+        int ukr = file_count(ll, "call void @dpoc_gemm_ukr_f32_");
+        CHECK_MSG(ukr == 2 * 2 + 2 * 2, "%d micro-kernel call sites, expected 8", ukr);
+    }
+    unlink(ll);
+    ir_free(&g);
 }
 
 /* the micro-kernel of a build for (cpu, features) is named after its tile */
@@ -291,6 +325,7 @@ int main(void) {
         check_tile(NULL, NULL, "dpoc_gemm_ukr_f32_6x16");
     check_tile("skylake-avx512", "+avx512f,+avx2,+avx,+fma", "dpoc_gemm_ukr_f32_14x32");
     check_tile("x86-64", "+sse2", "dpoc_gemm_ukr_f32_6x8");
+    check_shared();
     for (int i = 0; i < NCASES; i++) {
         free(vals_a[i]);
         free(vals_b[i]);
