@@ -286,7 +286,7 @@ static int32_t rule_elementwise(St *s, const IrNode *n, const Sh *want, Sh *out)
             if (unite(s, &t, &s->sh[n->in[i]], nd)) return -1;
     }
     if (check_axes(s, &t, nd)) return -1;
-    int32_t x[IR_MAX_IN];
+    int32_t x[IR_MAX_IN] = {0}; /* nin >= 2 for the binary ops below; GCC -O3 cannot see it */
     Sh h[IR_MAX_IN];
     for (int i = 0; i < nin; i++) {
         x[i] = conform(s, n->in[i], &t, &h[i], 1);

@@ -239,7 +239,7 @@ static void group_roundtrip(void) {
 
     /* the same call twice gives the same bytes */
     check(ckpt_save(wpath("rt2"), &c.st, c.t, c.n, 0, err, sizeof err) == 0, "save 2: %s", err);
-    size_t la, lb;
+    size_t la = 0, lb = 0;
     unsigned char *a = slurp(wpath("rt/step-00000012.ckpt"), &la), *b = slurp(wpath("rt2/step-00000012.ckpt"), &lb);
     check(a && b && la == lb && !memcmp(a, b, la), "two saves of the same content differ");
     free(a);
@@ -286,7 +286,7 @@ static void group_layout(void) {
     CkptTensor t = {.name = "w", .dtype = CKPT_F32, .ndim = 1, .shape = {2}, .data = w, .nbytes = 8};
     t.shard[0] = CKPT_SHARD_DP;
     if (!check(ckpt_save(wpath("lay"), &st, &t, 1, 0, err, sizeof err) == 0, "save: %s", err)) return;
-    size_t len;
+    size_t len = 0;
     unsigned char *f = slurp(wpath("lay/step-00000005.ckpt"), &len);
     /* the header (144 bytes) and the table entry (105 bytes), field by field
      * from docs/ckpt-format.md; checksums are patched in below */
@@ -416,7 +416,7 @@ static void group_flip(void) {
     uint64_t hsize, tsize;
     CkptStored st[3];
     const char *path = make_small(wpath("flip"), &hsize, &tsize, st);
-    size_t len;
+    size_t len = 0;
     unsigned char *f = slurp(path, &len);
     check(len == st[2].offset + st[2].csize, "layout: %zu bytes", len);
     int n_before = failed;
@@ -493,7 +493,7 @@ static void group_truncate(void) {
     uint64_t hsize, tsize;
     CkptStored st[3];
     const char *path = make_small(wpath("trunc"), &hsize, &tsize, st);
-    size_t len;
+    size_t len = 0;
     unsigned char *f = slurp(path, &len);
     char err[512], want[600];
     for (size_t l = 0; l < len; l++) {
@@ -649,7 +649,7 @@ static void group_fields(void) {
     uint64_t hsize, tsize;
     CkptStored st[3];
     const char *path = make_small(wpath("fields"), &hsize, &tsize, st);
-    size_t len;
+    size_t len = 0;
     unsigned char *f = slurp(path, &len), *g = malloc(len);
     char err[512], want[800];
     check(hsize == 147 && tsize == 333, "small layout %" PRIu64 " + %" PRIu64, hsize, tsize);
@@ -945,7 +945,7 @@ static void group_dir(void) {
 /* ---- corpus: seeds for tests/fuzz/fuzz_ckpt.c -------------------------------- */
 
 static void copy_seed(const char *from, const char *name) {
-    size_t len;
+    size_t len = 0;
     unsigned char *b = slurp(from, &len);
     if (!b || len >= 4096) {
         fprintf(stderr, "corpus: %s: %zu bytes\n", from, b ? len : 0);
