@@ -22,7 +22,9 @@
  *    degree-4 Chebyshev fit of (e^r-1-r)/r^2 on [-ln2/2, ln2/2] (fit error
  *    6.5e-8 absolute, 8e-9 relative in the result), scaled by 2^n as two
  *    exact power-of-two factors so denormal results round once. x is clamped
- *    to [-104, 88.8] first (beyond them the result is 0 or inf anyway); NaN
+ *    to at most 88.8 first (beyond it the result is inf anyway); below -104
+ *    (where the result rounds to 0) the lane computes exp(0) and 0 is
+ *    selected, so no denormal arithmetic (slow on x86) is done for it; NaN
  *    passes through. Within 1 ulp of libm's expf.
  *  - log: x = 2^k * m with m in [sqrt(1/2), sqrt(2)) (denormals scaled by
  *    2^23 first), f = m - 1 (exact), s = f/(2+f), log(1+f) = f - hf + s*(hf +
@@ -71,7 +73,12 @@ static LLVMValueRef exp_f32(Cg *c, LLVMValueRef x) {
     LLVMValueRef nan = LLVMBuildFCmp(b, LLVMRealUNO, x, x, "");
     LLVMValueRef xc = fsel(c, nan, f32c(c, 0.0), x);
     xc = fsel(c, fcmp(c, LLVMRealOGT, xc, 88.8), f32c(c, 88.8), xc);
-    xc = fsel(c, fcmp(c, LLVMRealOLT, xc, -104.0), f32c(c, -104.0), xc);
+    /* below -104 the result rounds to 0: selected at the end, with the lane
+     * computing exp(0) meanwhile; computing it would underflow through a
+     * denormal, which costs a microcode assist per vector on x86 (the masked
+     * -inf half of every causal softmax) */
+    LLVMValueRef zero = fcmp(c, LLVMRealOLT, xc, -104.0);
+    xc = fsel(c, zero, f32c(c, 0.0), xc);
     /* n = round(x / ln2): adding 1.5*2^23 leaves the rounded integer in the low mantissa bits */
     LLVMValueRef t = fadd(c, fmul(c, xc, f32c(c, 1.44269504088896341)), f32c(c, 12582912.0));
     LLVMValueRef nf = fsub(c, t, f32c(c, 12582912.0));
@@ -85,6 +92,7 @@ static LLVMValueRef exp_f32(Cg *c, LLVMValueRef x) {
     LLVMValueRef n1 = LLVMBuildAShr(b, ni, i32c(c, 1), "");
     LLVMValueRef n2 = LLVMBuildSub(b, ni, n1, "");
     LLVMValueRef y = fmul(c, fmul(c, e, pow2_f32(c, n1)), pow2_f32(c, n2));
+    y = fsel(c, zero, f32c(c, 0.0), y);
     return fsel(c, nan, fadd(c, x, x), y);
 }
 
