@@ -27,8 +27,9 @@
  * With DPOC_DEBUG=2 every train_step kernel call is also run alone, in
  * schedule order, through the same pool, best of --steps passes
  * (runtime/kprof.c, shared with dporun's DPOC_DEBUG=2): the 15 calls that
- * take longest are printed with time, share, GFLOP/s and GB/s (from the
- * manifest's "flops" and "bytes"), and a total per op.
+ * take longest (DPOC_DEBUG=3: every call) are printed with time, share,
+ * GFLOP/s and GB/s (from the manifest's "flops" and "bytes"), and a total
+ * per op.
  *
  * The last line is `RESULT key=value ...` for bench/run.sh.
  */
@@ -219,7 +220,7 @@ int main(int argc, char **argv) {
            100.0 * gflops / peak, peak);
     printf("  peak RSS %.1f MiB (regions %.1f MiB)\n", rss_mib, arena / 1048576.0);
     const char *dbg = getenv("DPOC_DEBUG");
-    if (dbg && atoi(dbg) >= 2 && kprof_print(&s, &svc, "train_step", steps, 15, stdout)) {
+    if (dbg && atoi(dbg) >= 2 && kprof_print(&s, &svc, "train_step", steps, atoi(dbg) >= 3 ? 0 : 15, stdout)) {
         fprintf(stderr, "step_bench: out of memory\n");
         goto out;
     }

@@ -115,6 +115,11 @@ typedef struct CgFor {
 } CgFor;
 void cg_for_begin(Cg *c, CgFor *l, LLVMValueRef lo, LLVMValueRef hi, const char *name);
 void cg_for_end(Cg *c, CgFor *l);
+/* ends a loop whose iterations are independent lanes (a short constant trip
+ * count): never unrolled, vectorised at `width` (llvm.loop metadata), so
+ * the loop vectoriser widens its body once instead of the SLP vectoriser
+ * searching across `width` unrolled copies */
+void cg_for_end_vector(Cg *c, CgFor *l, int width);
 
 /* creates an internal kernel function `name` (void (ptr, i64, i64)),
  * appends it to c->funcs (key NULL: it is never shared; otherwise the key is

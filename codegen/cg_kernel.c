@@ -17,7 +17,9 @@
  *    positions, which vectorises without changing any element's order. For
  *    inner == 1 (the last axis) and R >= 16, eight lanes take r mod 8 and
  *    are combined by a fixed pairwise tree, then the last R mod 8 inputs
- *    follow in order: a fixed order that depends on R only.
+ *    follow in order: a fixed order that depends on R only. The lanes are
+ *    an inner loop of 8 that the loop vectoriser widens (one copy of the
+ *    input's expression, exp included, in vector form).
  *  - matmul, f32: cg_gemm.c (packed panels, register-blocked micro-kernel;
  *    work = output tiles). f64 (gradient-check builds), or with
  *    DPOC_NO_GEMM=1, this plain loop:
@@ -120,34 +122,40 @@ static void emit_reduce(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     CgFor l, r;
     if (inner == 1) {
         /* one output per position; the accumulators live in stack slots
-         * that SROA turns into registers. With R >= 2*RED_LANES the first
-         * R8 inputs go to RED_LANES partial results (lane j takes r = j mod
-         * RED_LANES, in increasing r), combined as a fixed pairwise tree
-         * ((a0 a1)(a2 a3))((a4 a5)(a6 a7)); the remaining r < R go on in
-         * order. Independent lanes let the loop run at vector width
-         * (SLP-vectorised) instead of one dependent add per cycle, and the
-         * order is still a function of R alone. */
+         * that LICM/SROA turn into registers. With R >= 2*RED_LANES the
+         * first R8 inputs go to RED_LANES partial results (lane j takes r =
+         * j mod RED_LANES, in increasing r), combined as a fixed pairwise
+         * tree ((a0 a1)(a2 a3))((a4 a5)(a6 a7)); the remaining r < R go on
+         * in order. Independent lanes let the loop run at vector width
+         * instead of one dependent add per cycle, and the order is still a
+         * function of R alone. (Eight unrolled copies left to the SLP
+         * vectoriser were 4-5x slower when the input held an exp, which it
+         * did not widen, and cost compile time.) */
         enum { RED_LANES = 8 };
         int64_t R8 = R >= 2 * RED_LANES ? R / RED_LANES * RED_LANES : 0;
-        LLVMValueRef slot = entry_alloca(k, ty), lane[RED_LANES];
-        for (int j = 0; j < RED_LANES && R8; j++) lane[j] = entry_alloca(k, ty);
+        LLVMValueRef slot = entry_alloca(k, ty);
+        LLVMValueRef lanes = R8 ? entry_alloca(k, LLVMArrayType2(ty, RED_LANES)) : NULL;
         cg_for_begin(c, &l, begin, end, "p");
         LLVMValueRef base = LLVMBuildNSWMul(c->b, l.iv, cg_i64(c, R), "");
         if (R8) {
-            CgFor rv;
-            for (int j = 0; j < RED_LANES; j++) LLVMBuildStore(c->b, init, lane[j]);
+            /* the lanes are the iterations of an inner loop of RED_LANES
+             * (kept a loop and vectorised at that width): one copy of the
+             * input's expression, widened by the loop vectoriser */
+            CgFor rv, j;
+            for (int q = 0; q < RED_LANES; q++) LLVMBuildStore(c->b, init, cg_gep(c, ty, lanes, cg_i64(c, q)));
             cg_for_begin(c, &rv, cg_i64(c, 0), cg_i64(c, R8 / RED_LANES), "rv");
             LLVMValueRef r0 = LLVMBuildNSWAdd(c->b, base, LLVMBuildNSWMul(c->b, rv.iv, cg_i64(c, RED_LANES), ""), "");
-            for (int j = 0; j < RED_LANES; j++) {
-                CgIndex ix = {.flat = LLVMBuildNSWAdd(c->b, r0, cg_i64(c, j), "")};
-                LLVMValueRef v = cg_eval(k, n->in[0], &ix);
-                LLVMBuildStore(c->b, cg_binary(c, comb, t, LLVMBuildLoad2(c->b, ty, lane[j], ""), v), lane[j]);
-            }
+            cg_for_begin(c, &j, cg_i64(c, 0), cg_i64(c, RED_LANES), "lane");
+            CgIndex ix = {.flat = LLVMBuildNSWAdd(c->b, r0, j.iv, "")};
+            LLVMValueRef v = cg_eval(k, n->in[0], &ix);
+            LLVMValueRef lp = cg_gep(c, ty, lanes, j.iv);
+            LLVMBuildStore(c->b, cg_binary(c, comb, t, LLVMBuildLoad2(c->b, ty, lp, ""), v), lp);
+            cg_for_end_vector(c, &j, RED_LANES);
             cg_for_end(c, &rv);
             LLVMValueRef acc[RED_LANES];
-            for (int j = 0; j < RED_LANES; j++) acc[j] = LLVMBuildLoad2(c->b, ty, lane[j], "");
+            for (int q = 0; q < RED_LANES; q++) acc[q] = LLVMBuildLoad2(c->b, ty, cg_gep(c, ty, lanes, cg_i64(c, q)), "");
             for (int w = RED_LANES; w > 1; w /= 2)
-                for (int j = 0; j < w / 2; j++) acc[j] = cg_binary(c, comb, t, acc[2 * j], acc[2 * j + 1]);
+                for (int q = 0; q < w / 2; q++) acc[q] = cg_binary(c, comb, t, acc[2 * q], acc[2 * q + 1]);
             LLVMBuildStore(c->b, acc[0], slot);
         } else {
             LLVMBuildStore(c->b, init, slot);

@@ -8,6 +8,8 @@
  */
 #include "cg.h"
 
+#include <llvm-c/DebugInfo.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,10 +152,34 @@ void cg_for_begin(Cg *c, CgFor *l, LLVMValueRef lo, LLVMValueRef hi, const char 
     LLVMAddIncoming(l->iv, &lo, &l->pre, 1);
 }
 
-void cg_for_end(Cg *c, CgFor *l) {
+static LLVMValueRef for_latch(Cg *c, CgFor *l) {
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
     LLVMValueRef next = LLVMBuildNSWAdd(c->b, l->iv, LLVMConstInt(LLVMTypeOf(l->iv), 1, 0), "");
-    LLVMBuildBr(c->b, l->head);
+    LLVMValueRef br = LLVMBuildBr(c->b, l->head);
     LLVMAddIncoming(l->iv, &next, &latch, 1);
     LLVMPositionBuilderAtEnd(c->b, l->exit);
+    return br;
+}
+
+void cg_for_end(Cg *c, CgFor *l) { for_latch(c, l); }
+
+/* !{!"name"} or !{!"name", i1/i32 value} */
+static LLVMMetadataRef loop_hint(Cg *c, const char *name, LLVMValueRef v) {
+    LLVMMetadataRef ops[2] = {LLVMMDStringInContext2(c->ctx, name, strlen(name)), v ? LLVMValueAsMetadata(v) : NULL};
+    return LLVMMDNodeInContext2(c->ctx, ops, v ? 2 : 1);
+}
+
+void cg_for_end_vector(Cg *c, CgFor *l, int width) {
+    LLVMValueRef br = for_latch(c, l);
+    /* the loop id is self-referential: built around a temporary node */
+    LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+    LLVMMetadataRef ops[4] = {
+        tmp,
+        loop_hint(c, "llvm.loop.unroll.disable", NULL),
+        loop_hint(c, "llvm.loop.vectorize.enable", LLVMConstInt(c->i1, 1, 0)),
+        loop_hint(c, "llvm.loop.vectorize.width", LLVMConstInt(c->i32, (unsigned long long)width, 0)),
+    };
+    LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 4);
+    LLVMMetadataReplaceAllUsesWith(tmp, id);
+    LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
 }
