@@ -8,8 +8,15 @@
  * than threads, so no worker can still be reading a job when the next one is
  * written. The last worker to finish signals the caller, which has spun for
  * a short while first. Waiting workers spin on the generation for a while
- * before sleeping on the condition variable; both waits re-check their
- * condition under the mutex, so no wake-up is lost.
+ * (~1 ms: a step's serial stretches between parallel kernels are shorter,
+ * so between kernels nobody sleeps) before sleeping on the condition
+ * variable. The mutex and the condition variables are touched only when
+ * somebody sleeps: a sleeper announces itself (sleepers, caller_waiting)
+ * under the mutex before re-checking its condition, and a notifier changes
+ * the condition before reading that count, both sequentially consistent,
+ * so either the notifier sees the sleeper and signals under the mutex, or
+ * the sleeper sees the new condition and does not wait: no wake-up is lost,
+ * and a job costs no system call while the threads are spinning.
  *
  * Pinning: when the pool has more than one thread, no more threads than
  * the CPUs the process may use (sched_getaffinity), and DPOC_PIN is not
@@ -27,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SPIN_ITERS = 4000 };
+enum { SPIN_ITERS = 40000 }; /* ~1 ms of pause before a waiter sleeps */
 
 typedef struct KernelCost {
     uintptr_t fn;
@@ -52,6 +59,8 @@ struct ThreadPool {
     atomic_uint_fast64_t gen;
     atomic_int pending;
     atomic_int stop;
+    atomic_int sleepers;       /* workers inside (or about to enter) cond_wait(wake) */
+    atomic_int caller_waiting; /* the caller is inside (or about to enter) cond_wait(done) */
     /* the current job (written by the caller before gen is bumped) */
     TpoolFn fn;
     void *arg;
@@ -100,13 +109,15 @@ static void *worker_main(void *argp) {
         }
         if (g == seen) {
             pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
             while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
         }
         if (atomic_load(&p->stop)) return NULL;
         seen = g;
         run_chunk(p, w->index);
-        if (atomic_fetch_sub(&p->pending, 1) == 1) {
+        if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_waiting)) {
             pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done);
             pthread_mutex_unlock(&p->mu);
@@ -125,6 +136,8 @@ ThreadPool *tpool_create(int nthreads, char *err, size_t errlen) {
     atomic_init(&p->gen, 0);
     atomic_init(&p->pending, 0);
     atomic_init(&p->stop, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->caller_waiting, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -204,15 +217,19 @@ static void pool_for(ThreadPool *p, TpoolFn fn, void *arg, int64_t n, int maxk) 
     p->total = n;
     p->k = k;
     atomic_store(&p->pending, p->n - 1);
-    pthread_mutex_lock(&p->mu);
     atomic_fetch_add(&p->gen, 1);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
     run_chunk(p, 0);
     for (int s = 0; s < SPIN_ITERS && atomic_load(&p->pending) > 0; s++) cpu_relax();
     if (atomic_load(&p->pending) > 0) {
         pthread_mutex_lock(&p->mu);
+        atomic_store(&p->caller_waiting, 1);
         while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done, &p->mu);
+        atomic_store(&p->caller_waiting, 0);
         pthread_mutex_unlock(&p->mu);
     }
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runtime/batch.h"
 #include "runtime/metrics.h"
@@ -328,6 +329,17 @@ static void hit(void *arg, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; i++) h->count[i]++;
 }
 
+/* like hit, but chunks other than the caller's (the first) take ~3 ms when slow */
+typedef struct SlowHits {
+    int *count;
+    int slow;
+} SlowHits;
+static void slow_hit(void *arg, int64_t b, int64_t e) {
+    SlowHits *h = arg;
+    if (h->slow && b > 0) nanosleep(&(struct timespec){0, 3000000}, NULL);
+    for (int64_t i = b; i < e; i++) h->count[i]++;
+}
+
 /* a kernel that counts its calls (one per chunk) */
 static atomic_int kernel_calls;
 static void counting_kernel(uint8_t *const *p, int64_t b, int64_t e) {
@@ -361,6 +373,20 @@ static void test_pool(void) {
         bad += count[i] != want;
     }
     CHECK(!bad, "every index visited exactly once per call");
+    /* the sleeping paths: gaps longer than the spin window put the workers
+     * to sleep before a job arrives, and slow worker chunks put the caller
+     * to sleep before they finish; no wake-up may be lost (a lost one hangs
+     * here) and every index is still visited once */
+    memset(count, 0, sizeof count);
+    SlowHits sh = {count, 0};
+    for (int rep = 0; rep < 24; rep++) {
+        if (rep % 2) nanosleep(&(struct timespec){0, 3000000}, NULL);
+        sh.slow = rep % 3 == 0;
+        tpool_for(p, slow_hit, &sh, 37);
+    }
+    bad = 0;
+    for (int i = 0; i < 37; i++) bad += count[i] != 24;
+    CHECK(!bad, "sleeping workers and caller: every index visited exactly once per call");
     /* services: a kernel of unit cost 10 with grain 100 gets n * 10 / 100 chunks, at most 4 */
     DpocServices svc = tpool_services(p);
     CHECK(calls_for(&svc, 1000) == 4, "unknown kernel: one chunk per thread");
