@@ -7,7 +7,9 @@
  * `latest` holds one line, the file name of the newest complete checkpoint.
  * Pruning lists the directory once: step files are sorted by their number
  * and the oldest beyond keep_last are removed (never the one `latest`
- * names); temporary files left by a crashed save are removed too.
+ * names); temporary files left by a crashed save are removed too. A save
+ * prunes before writing as well as after, so saves killed between their
+ * rename and their pruning cannot accumulate step files.
  */
 #include <dirent.h>
 #include <errno.h>

@@ -248,6 +248,13 @@ int ckpt_save(const char *dir, const CkptState *st, const CkptTensor *t, int n, 
         snprintf(err, errlen, "%s: path too long", dir);
         return -1;
     }
+    /* a save killed between its rename and its pruning leaves one step file
+     * too many; pruning before a save too keeps a crash loop from piling
+     * them up: at most keep_last + 1 step files exist at any moment */
+    char cur[256], ignored[16];
+    if (keep_last > 0 && ckpt_read_latest(dir, cur, sizeof cur, ignored, sizeof ignored) == 0 &&
+        ckpt_prune(dir, keep_last, cur, err, errlen) != 0)
+        return -1;
     Writer w = {.path = tmp};
     w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w.fd < 0) {
