@@ -28,30 +28,15 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyutil"))
+from dpoc_testlib import MPI_ENV as ENV, MPIRUN_ENV as MPI_ENV, QUIET as _QUIET, check, fail, skip  # noqa: E402
+
 A = None
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_MCA_rmaps_base_oversubscribe="1")
-# an ASan build: Open MPI's components leak at exit (see tests/mpi/test_mpi.py)
-MPI_ENV = dict(ENV, ASAN_OPTIONS=":".join(x for x in (os.environ.get("ASAN_OPTIONS", ""), "detect_leaks=0") if x))
-QUIET = ["--no-progress", "--log-every", "1000000", "--deterministic-metrics", "--threads", "1"]
+QUIET = _QUIET + ["--threads", "1"]
 BASE = ["--lr", "3e-3", "--schedule", "constant", "--seed", "5"] + QUIET
 STEPS = {"p2": (2, None), "tp2": (2, "dp=1,tp=2"), "dp2p1": (1, "dp=2,tp=1")}
 CK = "step-00000005"
 
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
-def skip(msg):
-    print("SKIP: " + msg)
-    sys.exit(0)
 
 
 def work(*p):

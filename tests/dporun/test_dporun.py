@@ -20,17 +20,10 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyutil"))
+from dpoc_testlib import QUIET, check, fail  # noqa: E402
+
 A = None  # the parsed arguments
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
 
 
 def step(name):
@@ -82,7 +75,6 @@ def close(x, y, rel):
     return abs(x - y) <= rel * (1 + abs(y))
 
 
-QUIET = ["--no-progress", "--log-every", "1000000", "--deterministic-metrics"]
 
 # ---- cases ----------------------------------------------------------------------------
 

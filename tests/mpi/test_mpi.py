@@ -35,33 +35,14 @@ import time
 
 A = None
 HERE = os.path.dirname(os.path.abspath(__file__))
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_MCA_rmaps_base_oversubscribe="1",
-           # an ASan build: Open MPI's own allocations live until exit
-           LSAN_OPTIONS="suppressions=%s:print_suppressions=0" % os.path.join(HERE, "lsan.supp"))
-QUIET = ["--no-progress", "--log-every", "1000000", "--deterministic-metrics", "--threads", "1"]
+sys.path.insert(0, os.path.join(HERE, "..", "pyutil"))
+from dpoc_testlib import MPI_ENV as _BASE_ENV, MPIRUN_ENV, QUIET as _QUIET, check, fail, skip  # noqa: E402
 
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
-def skip(msg):
-    print("SKIP: " + msg)
-    sys.exit(0)
-
-
-# Under an ASan build, processes started by mpirun leak-check without it: Open MPI's components are dlopened and
-# unloaded at MPI_Finalize, so their allocations that live until exit cannot be attributed or suppressed
-# (lsan.supp covers the libraries that stay loaded, for the processes started without mpirun). Memory errors
-# and undefined behaviour are still reported and fail the run.
-MPI_ENV = {"ASAN_OPTIONS": ":".join(x for x in (os.environ.get("ASAN_OPTIONS", ""), "detect_leaks=0") if x)}
+# an ASan build: Open MPI's own allocations live until exit; lsan.supp covers the libraries that stay
+# loaded, for the processes started without mpirun (those started by mpirun: dpoc_testlib.MPIRUN_ENV)
+ENV = dict(_BASE_ENV, LSAN_OPTIONS="suppressions=%s:print_suppressions=0" % os.path.join(HERE, "lsan.supp"))
+QUIET = _QUIET + ["--threads", "1"]
+MPI_ENV = {"ASAN_OPTIONS": MPIRUN_ENV["ASAN_OPTIONS"]}
 
 
 def mpirun(np, args, env=None, timeout=100):
