@@ -28,8 +28,8 @@
  * independent of how the runtime splits the tiles, and K is never split
  * between threads.
  *
- * Scratch is on the stack of the calling thread (allocas in the kernel's (or driver's)
- * entry block, 64-byte aligned): Bp kc x nc_max (512 KiB on AVX2), Ap
+ * Scratch is on the stack of the calling thread (allocas in the entry
+ * block of the kernel or shared driver, 64-byte aligned): Bp kc x nc_max (512 KiB on AVX2), Ap
  * mc_max x kc only when A must be packed, Ar mc_max x (kc + 16) only when
  * A's rows are copied, Ae mr x kc, Ct mr x nr: at most ~620 KiB. The
  * runtime's pool threads and dporun's main thread have the default 8 MiB
@@ -132,6 +132,7 @@ int64_t cg_gemm_work(const Cg *c, const IrGraph *g, int32_t root) {
     cg_gemm_dims(&cfg, g, root, &d);
     return d.batch * d.nb * d.mb;
 }
+
 static LLVMValueRef stack_buf(CgKern *k, int64_t floats, const char *name) {
     Cg *c = k->c;
     LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
@@ -142,9 +143,9 @@ static LLVMValueRef stack_buf(CgKern *k, int64_t floats, const char *name) {
     return a;
 }
 
-static LLVMValueRef ceil_div_v(Cg *c, LLVMValueRef x, LLVMValueRef q) {
+LLVMValueRef cg_gemm_ceil_div(Cg *c, LLVMValueRef x, LLVMValueRef q) {
     LLVMBuilderRef b = c->b;
-    return LLVMBuildSDiv(b, LLVMBuildNSWSub(b, LLVMBuildNSWAdd(b, x, q, ""), cg_i64(c, 1), ""), q, "");
+    return LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, x, LLVMBuildNSWSub(b, q, cg_i64(c, 1), ""), ""), q, "");
 }
 
 /* flat index of A(row, p0), A row-major (ta = 0) */
@@ -263,7 +264,7 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     if (!ukr) return;
     LLVMValueRef i64z = cg_i64(c, 0);
     LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(b));
-    LLVMValueRef mb = ceil_div_v(c, o->M, mc), nb = ceil_div_v(c, o->N, nc);
+    LLVMValueRef mb = cg_gemm_ceil_div(c, o->M, mc), nb = cg_gemm_ceil_div(c, o->N, nc);
 
     /* while (t < end): one run of tiles sharing (batch, N block) */
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
@@ -286,7 +287,7 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMValueRef cbase = LLVMBuildNSWMul(b, o->bat, LLVMBuildNSWMul(b, o->M, o->N, ""), "");
 
     CgFor pb, tt, jr, ir;
-    cg_for_begin(c, &pb, i64z, ceil_div_v(c, o->K, cg_i64(c, cfg->kc)), "kb");
+    cg_for_begin(c, &pb, i64z, cg_gemm_ceil_div(c, o->K, cg_i64(c, cfg->kc)), "kb");
     LLVMValueRef p0 = LLVMBuildNSWMul(b, pb.iv, cg_i64(c, cfg->kc), "p0");
     LLVMValueRef kc = cg_smin(c, cg_i64(c, cfg->kc), LLVMBuildNSWSub(b, o->K, p0, ""));
     LLVMValueRef accum = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntSGT, p0, i64z, ""), c->i32, "");
@@ -306,8 +307,8 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     } else {
         cg_gemm_pack_a(o, Ap, m0, mcur, p0, kc);
     }
-    LLVMValueRef npan = LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, ncur, cg_i64(c, nr - 1), ""), cg_i64(c, nr), "");
-    LLVMValueRef mpan = LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, mcur, cg_i64(c, mr - 1), ""), cg_i64(c, mr), "");
+    LLVMValueRef npan = cg_gemm_ceil_div(c, ncur, cg_i64(c, nr));
+    LLVMValueRef mpan = cg_gemm_ceil_div(c, mcur, cg_i64(c, mr));
     cg_for_begin(c, &jr, i64z, npan, "jr");
     LLVMValueRef j0 = LLVMBuildNSWMul(b, jr.iv, cg_i64(c, nr), "");
     LLVMValueRef nrc = cg_smin(c, cg_i64(c, nr), LLVMBuildNSWSub(b, ncur, j0, ""));

@@ -59,6 +59,9 @@ typedef struct CgGemmEpilogue {
 /* the body of a matmul kernel over tiles [begin, end) */
 void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi);
 
+/* ceil(x / q) for x >= 0, q > 0 (i64 values; folds when both are constants) */
+LLVMValueRef cg_gemm_ceil_div(Cg *c, LLVMValueRef x, LLVMValueRef q);
+
 /* ---- pieces (cg_gemm_pack.c, cg_gemm_ukr.c) ---- */
 /* the f32 micro-kernel function of this tile shape (emitted once per module):
  * void ukr(ptr a, i64 rs_a, i64 cs_a, ptr b, i64 kc, ptr c, i64 ldc, i32 accumulate)

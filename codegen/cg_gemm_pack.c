@@ -63,10 +63,6 @@ static LLVMValueRef operand_at(const CgGemmOps *o, int which, LLVMValueRef flat,
     return LLVMBuildSelect(k->c->b, valid, v, LLVMConstReal(k->c->f32, 0.0), "");
 }
 
-static LLVMValueRef ceil_div(Cg *c, LLVMValueRef x, int64_t q) {
-    return LLVMBuildSDiv(c->b, LLVMBuildNSWAdd(c->b, x, cg_i64(c, q - 1), ""), cg_i64(c, q), "");
-}
-
 /* panels [jp_lo, jp_hi), rows k in [k_lo, kc): element by element, columns
  * past N clamped and zeroed */
 static void pack_b_elems(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMValueRef kc, LLVMValueRef n0,
@@ -145,7 +141,7 @@ void cg_gemm_pack_b(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMV
     int stored = o->bptr != NULL;
     int direct = !o->tb && stored;
     int tdirect = o->tb && stored && vw == 8;
-    LLVMValueRef npan = ceil_div(c, ncur, nr);
+    LLVMValueRef npan = cg_gemm_ceil_div(c, ncur, cg_i64(c, nr));
     LLVMValueRef nfull = direct || tdirect ? LLVMBuildSDiv(b, ncur, cg_i64(c, nr), "") : cg_i64(c, 0);
     CgFor jp, kk;
     LLVMValueRef src0 = o->bptr;
@@ -205,7 +201,7 @@ void cg_gemm_pack_a(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef r0, LLVMV
     LLVMBuilderRef b = c->b;
     const CgGemmCfg *cfg = o->cfg;
     int mr = cfg->mr;
-    LLVMValueRef npan = ceil_div(c, rows, mr);
+    LLVMValueRef npan = cg_gemm_ceil_div(c, rows, cg_i64(c, mr));
     CgFor ip, kk;
     LLVMValueRef p_first = cg_i64(c, 0);
     int vl = 1;
