@@ -179,7 +179,7 @@ int ckpt_parse_step_name(const char *name, uint64_t *step) {
     return 1;
 }
 
-static int is_stale_tmp(const char *name) {
+int ckpt_is_stale_tmp(const char *name) {
     size_t n = strlen(name);
     if (!strcmp(name, ".latest.tmp")) return 1;
     return n > 15 && !strncmp(name, ".step-", 6) && !strcmp(name + n - 9, ".ckpt.tmp");
@@ -217,7 +217,7 @@ int ckpt_prune(const char *dir, int keep_last, const char *keep, char *err, size
     struct dirent *e;
     while ((e = readdir(d))) {
         uint64_t step;
-        if (is_stale_tmp(e->d_name)) {
+        if (ckpt_is_stale_tmp(e->d_name)) {
             if (remove_in(dir, e->d_name, err, errlen) != 0) rc = -1;
             continue;
         }

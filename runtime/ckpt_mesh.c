@@ -1,4 +1,5 @@
-/* ckpt_mesh.c — sharded checkpoints (ckpt_mesh.h): manifest, open, merge.
+/* ckpt_mesh.c — sharded checkpoints (ckpt_mesh.h): reading the manifest,
+ * opening, verifying and merging (writing is ckpt_mesh_write.c).
  *
  * The manifest is a small JSON object written with cJSON; opening it reads
  * each listed shard file once to compare its size and XXH64 with the
@@ -66,8 +67,7 @@ static char *read_text(const char *path, size_t max, char *err, size_t errlen) {
     return buf;
 }
 
-/* Size and XXH64 of a whole file. */
-static int hash_file(const char *path, uint64_t *size, uint64_t *h, char *err, size_t errlen) {
+int ckpt_hash_file(const char *path, uint64_t *size, uint64_t *h, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) return snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1;
     CkptXxh64 s;
@@ -183,7 +183,7 @@ static int open_shards(CkptMesh *m, const cJSON *root, int only, char *err, size
         if (only != -1 && tpr != only) continue;
         snprintf(fp, sizeof fp, "%s/%s", dir, file->valuestring);
         uint64_t size, h;
-        if (hash_file(fp, &size, &h, err, errlen)) return -1;
+        if (ckpt_hash_file(fp, &size, &h, err, errlen)) return -1;
         char want[32];
         snprintf(want, sizeof want, "%016" PRIx64, h);
         if (size != (uint64_t)bytes)
@@ -390,115 +390,4 @@ int ckpt_mesh_verify(CkptMesh *m, void *out_file, char *err, size_t errlen) {
     (void)err;
     (void)errlen;
     return bad;
-}
-
-/* ---- writing ------------------------------------------------------------------- */
-
-int ckpt_mesh_save_shard(const char *dir, const CkptState *st, int tp_rank, const CkptTensor *t, int n, char *err,
-                         size_t errlen) {
-    char sub[4096];
-    if ((size_t)snprintf(sub, sizeof sub, "%s/step-%08" PRIu64 ".tp%d", dir, st->step, tp_rank) >= sizeof sub)
-        return snprintf(err, errlen, "%s: path too long", dir), -1;
-    return ckpt_save(sub, st, t, n, 1, err, errlen);
-}
-
-static int parse_mesh_name(const char *name, uint64_t *step) {
-    if (strncmp(name, "step-", 5) || !ends_with(name, ".mesh")) return 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(name + 5, &end, 10);
-    if (errno || end == name + 5 || strcmp(end, ".mesh")) return 0;
-    *step = v;
-    return 1;
-}
-
-static void remove_step(const char *dir, uint64_t step, int tp) {
-    char p[8192];
-    for (int r = 0; r < tp; r++) {
-        snprintf(p, sizeof p, "%s/step-%08" PRIu64 ".tp%d/step-%08" PRIu64 ".ckpt", dir, step, r, step);
-        unlink(p);
-        snprintf(p, sizeof p, "%s/step-%08" PRIu64 ".tp%d/latest", dir, step, r);
-        unlink(p);
-        snprintf(p, sizeof p, "%s/step-%08" PRIu64 ".tp%d", dir, step, r);
-        rmdir(p);
-    }
-    snprintf(p, sizeof p, "%s/step-%08" PRIu64 ".mesh", dir, step);
-    unlink(p);
-}
-
-/* Removes sharded steps older than the keep_last newest manifests. */
-static void prune_mesh(const char *dir, uint64_t cur, int keep_last, int tp) {
-    if (keep_last <= 0) return;
-    DIR *d = opendir(dir);
-    if (!d) return;
-    uint64_t steps[4096];
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < 4096) {
-        uint64_t s;
-        if (parse_mesh_name(e->d_name, &s) && s != cur) steps[n++] = s;
-    }
-    closedir(d);
-    /* newest first: keep keep_last - 1 besides the current one */
-    for (int i = 0; i < n; i++)
-        for (int j = i + 1; j < n; j++)
-            if (steps[j] > steps[i]) {
-                uint64_t x = steps[i];
-                steps[i] = steps[j];
-                steps[j] = x;
-            }
-    for (int i = keep_last - 1; i < n; i++) remove_step(dir, steps[i], tp);
-}
-
-int ckpt_mesh_save_manifest(const char *dir, uint64_t step, int dp, int tp, int keep_last, char *err, size_t errlen) {
-    cJSON *root = cJSON_CreateObject(), *mesh = cJSON_CreateObject(), *arr = cJSON_CreateArray();
-    char *text = NULL;
-    int rc = -1;
-    if (!root || !mesh || !arr) {
-        cJSON_Delete(root);
-        cJSON_Delete(mesh);
-        cJSON_Delete(arr);
-        return snprintf(err, errlen, "out of memory"), -1;
-    }
-    cJSON_AddStringToObject(root, "format", "dpoc-sharded-checkpoint");
-    cJSON_AddNumberToObject(root, "version", 1);
-    cJSON_AddNumberToObject(root, "step", (double)step);
-    cJSON_AddNumberToObject(mesh, "dp", dp);
-    cJSON_AddNumberToObject(mesh, "tp", tp);
-    cJSON_AddItemToObject(root, "mesh", mesh);
-    cJSON_AddItemToObject(root, "shards", arr);
-    for (int r = 0; r < tp; r++) {
-        char rel[256], fp[8192], hx[32];
-        snprintf(rel, sizeof rel, "step-%08" PRIu64 ".tp%d/step-%08" PRIu64 ".ckpt", step, r, step);
-        snprintf(fp, sizeof fp, "%s/%s", dir, rel);
-        uint64_t size, h;
-        if (hash_file(fp, &size, &h, err, errlen)) goto out;
-        snprintf(hx, sizeof hx, "%016" PRIx64, h);
-        cJSON *e = cJSON_CreateObject();
-        if (!e) goto oom;
-        cJSON_AddItemToArray(arr, e);
-        cJSON_AddStringToObject(e, "file", rel);
-        cJSON_AddNumberToObject(e, "rank", r);
-        cJSON_AddNumberToObject(e, "tp_rank", r);
-        cJSON_AddNumberToObject(e, "bytes", (double)size);
-        cJSON_AddStringToObject(e, "xxh64", hx);
-    }
-    if (!(text = cJSON_Print(root))) goto oom;
-    char name[64], latest[80];
-    snprintf(name, sizeof name, "step-%08" PRIu64 ".mesh", step);
-    snprintf(latest, sizeof latest, "%s\n", name);
-    size_t len = strlen(text);
-    text[len++] = '\n'; /* replaces the NUL; len is written, not strlen */
-    if (ckpt_write_small(dir, name, text, len, err, errlen) ||
-        ckpt_write_small(dir, "latest", latest, strlen(latest), err, errlen))
-        goto out;
-    prune_mesh(dir, step, keep_last, tp);
-    rc = 0;
-    goto out;
-oom:
-    snprintf(err, errlen, "out of memory");
-out:
-    free(text);
-    cJSON_Delete(root);
-    return rc;
 }

@@ -70,5 +70,11 @@ void ckpt_mesh_block(int ndim, const int64_t *full, const int64_t *local, const 
 int ckpt_mesh_save_shard(const char *dir, const CkptState *st, int tp_rank, const CkptTensor *t, int n, char *err,
                          size_t errlen);
 int ckpt_mesh_save_manifest(const char *dir, uint64_t step, int dp, int tp, int keep_last, char *err, size_t errlen);
+/* Keeps step `cur` and the `keep` newest complete steps (with a manifest)
+ * besides it; removes every other manifest, shard directory and stale
+ * temporary file in dir (a missing dir is nothing to prune). The trainer
+ * calls it with keep_last before writing a step's shards; the manifest
+ * writer with keep_last - 1 after `latest`. */
+int ckpt_mesh_prune(const char *dir, uint64_t cur, int keep, char *err, size_t errlen);
 
 #endif

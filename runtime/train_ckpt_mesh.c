@@ -4,7 +4,9 @@
  * group); other dp ranks hold the same tensors (ZeRO-1's moments were
  * gathered before) and only take part in the agreement that acts as the
  * barrier before rank 0 writes the manifest. A second agreement makes a
- * failure to write the manifest an error on every rank.
+ * failure to write the manifest an error on every rank. Rank 0 prunes what
+ * killed saves left (ckpt_mesh_prune) before the shards are written, and
+ * again after the manifest.
  */
 #include <stdio.h>
 #include <string.h>
@@ -27,7 +29,10 @@ int trainer_save_shards(Trainer *t, const char *dir, const CkptState *st0, const
     st.mesh_tp = t->svc.tp_size;
     st.rank = t->svc.tp_rank;
     char e[1024] = "";
-    int failed = t->svc.dp_rank == 0 && ckpt_mesh_save_shard(dir, &st, t->svc.tp_rank, ts, n, e, sizeof e);
+    /* rank 0 clears what killed saves left before this one adds a step
+     * (never this step's directories, which other ranks are writing) */
+    int failed = trainer_writes(t) && t->o->keep_last > 0 && ckpt_mesh_prune(dir, st.step, t->o->keep_last, e, sizeof e);
+    failed = failed || (t->svc.dp_rank == 0 && ckpt_mesh_save_shard(dir, &st, t->svc.tp_rank, ts, n, e, sizeof e));
     int any = failed;
     if (trainer_mesh_agree(t, &any, err, errlen)) return -1;
     if (failed) return snprintf(err, errlen, "%s", e), -1;

@@ -26,6 +26,10 @@
  * - dir: keep_last pruning (oldest first, never the latest), `latest` always
  *   naming the newest loadable checkpoint, stale .tmp files ignored and then
  *   removed, bad `latest` files, bad save arguments writing nothing.
+ * - meshprune: ckpt_mesh_prune on a sharded directory as killed saves leave
+ *   it (a manifest too many, shard directories without a manifest, stale
+ *   temporary files): the kept steps, the step being written and files
+ *   dpoc did not write survive; everything else goes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,6 +46,7 @@
 #include "ckpt_content.h"
 #include "ckpt_check.h"
 #include "runtime/ckpt_internal.h"
+#include "runtime/ckpt_mesh.h"
 
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -996,6 +1001,94 @@ static void group_corpus(void) {
     rm_rf(wpath("tmp"));
 }
 
+/* ---- meshprune ---------------------------------------------------------------- */
+
+/* the names in dir, sorted, comma-separated (".", ".." left out) */
+static void list_names(const char *dir, char *out, size_t outlen) {
+    char names[64][256];
+    int n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && n < 64) snprintf(names[n++], sizeof names[0], "%s", e->d_name);
+    if (d) closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    out[0] = 0;
+    for (int i = 0; i < n; i++) snprintf(out + strlen(out), outlen - strlen(out), "%s%s", i ? "," : "", names[i]);
+}
+
+static void put(const char *rel) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", wpath(rel));
+    for (char *q = p + strlen(work) + 1; *q; q++)
+        if (*q == '/') {
+            *q = 0;
+            mkdir(p, 0755);
+            *q = '/';
+        }
+    spit(p, rel, strlen(rel));
+}
+
+/* a complete sharded step N (tp 2): manifest and both shard directories */
+static void put_step(int n) {
+    char r[128];
+    snprintf(r, sizeof r, "m/step-%08d.mesh", n);
+    put(r);
+    for (int t = 0; t < 2; t++) {
+        snprintf(r, sizeof r, "m/step-%08d.tp%d/step-%08d.ckpt", n, t, n);
+        put(r);
+        snprintf(r, sizeof r, "m/step-%08d.tp%d/latest", n, t);
+        put(r);
+    }
+}
+
+static void group_meshprune(void) {
+    char err[512], got[4096];
+    check(ckpt_mesh_prune(wpath("none"), 5, 2, err, sizeof err) == 0, "missing directory: %s", err);
+    /* steps 10..40 complete; 40 also left by a save killed between `latest`
+     * and pruning (so 4 manifests at keep_last 2 + 1) */
+    for (int s = 10; s <= 40; s += 10) put_step(s);
+    put("m/step-00000020.tp1/.step-00000020.ckpt.tmp");
+    put("m/latest");
+    /* killed before the manifest: step 25 (tp0 only) and 60 (newer than
+     * the step being saved, from a run resumed at an older step) */
+    put("m/step-00000025.tp0/step-00000025.ckpt");
+    put("m/step-00000025.tp0/.step-00000025.ckpt.tmp");
+    put("m/step-00000060.tp1/step-00000060.ckpt");
+    /* step 50 being written by the other ranks right now */
+    put("m/step-00000050.tp0/.step-00000050.ckpt.tmp");
+    put("m/step-00000050.tp1/step-00000050.ckpt");
+    /* temporary files of killed manifest / latest writes */
+    put("m/.step-00000045.mesh.tmp");
+    put("m/.latest.tmp");
+    /* not dpoc's: kept, and a shard directory holding one is left in place */
+    put("m/notes.txt");
+    put("m/step-x.mesh");
+    put("m/step-00000030.tpz/data");
+    put("m/step-00000010.tp1/mine.txt");
+
+    check(ckpt_mesh_prune(wpath("m"), 50, 2, err, sizeof err) == 0, "prune before saving step 50: %s", err);
+    list_names(wpath("m"), got, sizeof got);
+    const char *want1 = "latest,notes.txt,step-00000010.tp1,step-00000030.mesh,step-00000030.tp0,step-00000030.tp1,"
+                        "step-00000030.tpz,step-00000040.mesh,step-00000040.tp0,step-00000040.tp1,"
+                        "step-00000050.tp0,step-00000050.tp1,step-x.mesh";
+    check(!strcmp(got, want1), "before saving step 50 (keep 2):\n  got  %s\n  want %s", got, want1);
+    list_names(wpath("m/step-00000010.tp1"), got, sizeof got);
+    check(!strcmp(got, "mine.txt"), "a removed step's directory holding a foreign file: %s", got);
+    list_names(wpath("m/step-00000050.tp0"), got, sizeof got);
+    check(!strcmp(got, ".step-00000050.ckpt.tmp"), "the step being written was touched: %s", got);
+
+    /* the manifest of 50 is written; keep_last 2 keeps 50 and 40 */
+    put("m/step-00000050.mesh");
+    check(ckpt_mesh_prune(wpath("m"), 50, 1, err, sizeof err) == 0, "prune after saving step 50: %s", err);
+    list_names(wpath("m"), got, sizeof got);
+    const char *want2 = "latest,notes.txt,step-00000010.tp1,step-00000030.tpz,step-00000040.mesh,step-00000040.tp0,"
+                        "step-00000040.tp1,step-00000050.mesh,step-00000050.tp0,step-00000050.tp1,step-x.mesh";
+    check(!strcmp(got, want2), "after saving step 50 (keep 1):\n  got  %s\n  want %s", got, want2);
+    list_names(wpath("m/step-00000040.tp0"), got, sizeof got);
+    check(!strcmp(got, "latest,step-00000040.ckpt"), "a kept step lost files: %s", got);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: test_ckpt GROUP WORKDIR\n");
@@ -1009,7 +1102,7 @@ int main(int argc, char **argv) {
         void (*run)(void);
     } groups[] = {{"xxh64", group_xxh64}, {"roundtrip", group_roundtrip}, {"layout", group_layout},
                   {"flip", group_flip},   {"truncate", group_truncate},   {"fields", group_fields},
-                  {"dir", group_dir},     {"corpus", group_corpus}};
+                  {"dir", group_dir},     {"meshprune", group_meshprune}, {"corpus", group_corpus}};
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
         if (!strcmp(argv[1], groups[i].name)) {
             groups[i].run();
