@@ -27,8 +27,9 @@
  *    A[m,k] * B[k,n] for k = 0..K-1 in order: i-k-j when B is not transposed
  *    (inner loop contiguous over n), a dot product over k per (m, n) when it
  *    is. Both give every element the same sequence of operations.
- *  - scatter_add_rows: work = destination rows. Row v starts at zero and adds
- *    every source row i with ids[i] == v, in increasing i.
+ *  - scatter_add_rows: work = destination rows. The range's rows start at
+ *    zero; one pass over the ids adds every source row i whose id falls in
+ *    the range to its row, so each row adds its sources in increasing i.
  *
  * So no result depends on how the runtime splits the range. cg_emit_kernel
  * handles one call: it builds the kernel's signature (which also checks
@@ -262,20 +263,24 @@ static void emit_scatter(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     LLVMTypeRef ty = cg_type(c, t);
     int64_t H = n->shape[1], nids = ir_numel(ids);
     LLVMValueRef Hc = cg_i64(c, H);
-    CgFor v, h, i;
-    cg_for_begin(c, &v, begin, end, "v");
-    LLVMValueRef orow = LLVMBuildNSWMul(b, v.iv, Hc, "");
-    cg_for_begin(c, &h, cg_i64(c, 0), Hc, "h");
-    cg_store(k, cg_const(c, t, 0.0), out_elem(k, ty, LLVMBuildNSWAdd(b, orow, h.iv, "")));
-    cg_for_end(c, &h);
+    CgFor z, h, i;
+    /* rows [begin, end) start at zero */
+    cg_for_begin(c, &z, LLVMBuildNSWMul(b, begin, Hc, ""), LLVMBuildNSWMul(b, end, Hc, ""), "z");
+    cg_store(k, cg_const(c, t, 0.0), out_elem(k, ty, z.iv));
+    cg_for_end(c, &z);
+    /* one pass over the ids: a source row whose id falls in the range is
+     * added to its destination row (each row's adds in increasing i) */
     cg_for_begin(c, &i, cg_i64(c, 0), cg_i64(c, nids), "i");
     CgIndex ii = {.flat = i.iv};
     LLVMValueRef id = LLVMBuildSExt(b, cg_eval(k, n->in[1], &ii), c->i64, "");
+    LLVMValueRef mine = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, id, begin, ""),
+                                     LLVMBuildICmp(b, LLVMIntSLT, id, end, ""), "");
     LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(b));
     LLVMBasicBlockRef add = LLVMAppendBasicBlockInContext(c->ctx, fn, "match");
     LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntEQ, id, v.iv, ""), add, next);
+    LLVMBuildCondBr(b, mine, add, next);
     LLVMPositionBuilderAtEnd(b, add);
+    LLVMValueRef orow = LLVMBuildNSWMul(b, id, Hc, "");
     LLVMValueRef src = LLVMBuildNSWMul(b, i.iv, Hc, "");
     cg_for_begin(c, &h, cg_i64(c, 0), Hc, "h");
     LLVMValueRef q = out_elem(k, ty, LLVMBuildNSWAdd(b, orow, h.iv, ""));
@@ -285,7 +290,6 @@ static void emit_scatter(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     LLVMBuildBr(b, next);
     LLVMPositionBuilderAtEnd(b, next);
     cg_for_end(c, &i);
-    cg_for_end(c, &v);
 }
 
 static void make_scopes(CgKern *k, const char *name) {
