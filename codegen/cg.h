@@ -156,8 +156,13 @@ typedef struct CgKern {
     LLVMBasicBlockRef entry; /* where the pointers are loaded */
     LLVMValueRef out_ptr;    /* where the root is written */
     LLVMMetadataRef scope_in, scope_out, list_in, list_out;
+    int32_t epi_mm;          /* epilogue kernel: the matmul member whose value ... */
+    LLVMValueRef epi_val;    /* ... cg_eval returns as this (set per element), else NULL */
 } CgKern;
 
+/* the matmul a kernel computes: its root, or the member that its
+ * elementwise root reads (an epilogue kernel, passes/fuse.c), else -1 */
+int32_t cg_kernel_matmul(const IrGraph *g, int32_t root, const uint8_t *member);
 /* 1 when node id is read from memory by the kernel (not computed inline) */
 int cg_is_stored(const CgKern *k, int32_t id);
 LLVMValueRef cg_node_ptr(CgKern *k, int32_t id);

@@ -462,7 +462,11 @@ LLVMValueRef cg_emit_entry(Cg *c, const CodegenEntry *e) {
         member[sk->root] = 1;
         for (int j = 0; j < sk->nmembers; j++) member[p->members[sk->first + j]] = 1;
         char name[128];
-        snprintf(name, sizeof name, "%s_k%d_%s", e->name, k, ir_op_info[n->op].name);
+        int32_t mm = cg_kernel_matmul(g, sk->root, member);
+        if (mm >= 0 && mm != sk->root) /* an epilogue kernel: train_step_k12_matmul_add */
+            snprintf(name, sizeof name, "%s_k%d_matmul_%s", e->name, k, ir_op_info[n->op].name);
+        else
+            snprintf(name, sizeof name, "%s_k%d_%s", e->name, k, ir_op_info[n->op].name);
         kcall[k] = cg_emit_kernel(c, g, p, sk->root, member, p->region[sk->root], p->offset[sk->root], name, e->name);
         member[sk->root] = 0; /* cleared member by member: a walk costs the kernel, not the graph */
         for (int j = 0; j < sk->nmembers; j++) member[p->members[sk->first + j]] = 0;

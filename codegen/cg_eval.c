@@ -153,6 +153,7 @@ LLVMValueRef cg_eval(CgKern *k, int32_t id, CgIndex *ix) {
     LLVMTypeRef ty = cg_type(c, t);
     LLVMBuilderRef b = c->b;
     if (c->failed) return LLVMGetUndef(ty);
+    if (k->epi_val && id == k->epi_mm) return k->epi_val; /* the finished GEMM tile's element */
     if (cg_is_stored(k, id)) {
         LLVMValueRef f = cg_index_flat(k, ix, n);
         return cg_load(k, ty, cg_gep(c, ty, cg_node_ptr(k, id), f), 0);

@@ -39,12 +39,15 @@
  * purpose: the cost of packing A (when it is packed) is O(1 / nc) per flop,
  * the cost of packing B O(1 / M).
  *
- * Shared drivers: when both operands are stored (plain memory) and there is
- * no epilogue, these loops are not emitted in the matmul's kernel: the
- * kernel calls dpoc_gemm_f32_<ta><tb>[_rowcopy](A, B, C, M, N, K, mc, nc,
- * begin, end), emitted once per module and variant with the shape as
+ * Shared drivers: when both operands are stored (plain memory), these loops
+ * are not emitted in the matmul's kernel: the kernel calls
+ * dpoc_gemm_f32_<ta><tb>[_rowcopy](A, B, C, M, N, K, mc, nc, begin, end,
+ * epi, p), emitted once per module and variant with the shape as
  * parameters (noinline), so the module holds a handful of GEMM loops
- * however many shapes the model has. A matmul with an operand computed
+ * however many shapes the model has. An epilogue kernel passes epi, a small
+ * function of its own (<kernel fn>_epi) that runs the epilogue over one
+ * finished tile, and its argument array p; the driver calls it after each
+ * tile's last K block (NULL: none). A matmul with an operand computed
  * inline keeps the loops in its own kernel with the shape as constants;
  * both go through emit_loops, whose dims are LLVM values either way.
  *
@@ -235,6 +238,47 @@ static void emit_epilogue(const CgGemmOps *o, const CgGemmEpilogue *epi, LLVMVal
     cg_for_end(c, &i);
 }
 
+/* void epi(ptr p, i64 cbase, i64 m0, i64 mcur, i64 n0, i64 ncur): the
+ * epilogue of one kernel over one finished tile, called by a shared driver
+ * with the kernel's argument array p */
+static LLVMTypeRef epilogue_fn_type(Cg *c) {
+    LLVMTypeRef params[6] = {c->ptr, c->i64, c->i64, c->i64, c->i64, c->i64};
+    return LLVMFunctionType(c->voidt, params, 6, 0);
+}
+
+/* the epilogue function of kernel k (a matmul of N columns): its own entry
+ * block and lazily loaded argument pointers, the same element evaluator */
+static LLVMValueRef epilogue_function(CgKern *k, const CgGemmEpilogue *epi, LLVMValueRef N) {
+    Cg *c = k->c;
+    LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
+    LLVMValueRef kfn = LLVMGetBasicBlockParent(saved);
+    char name[160];
+    snprintf(name, sizeof name, "%s_epi", LLVMGetValueName(kfn));
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, epilogue_fn_type(c));
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    CgKern e = *k;
+    e.ptr = calloc((size_t)k->sig->nargs, sizeof *e.ptr);
+    if (!e.ptr) {
+        cg_fail(c, "out of memory");
+        return NULL;
+    }
+    e.entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+    e.args = LLVMGetParam(fn, 0);
+    LLVMPositionBuilderAtEnd(c->b, e.entry);
+    e.out_ptr = LLVMBuildLoad2(c->b, c->ptr, e.args, "out");
+    LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
+    LLVMPositionBuilderAtEnd(c->b, start);
+    CgGemmOps o = {.k = &e, .mm = k->epi_mm, .N = N, .cptr = e.out_ptr};
+    emit_epilogue(&o, epi, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), LLVMGetParam(fn, 3), LLVMGetParam(fn, 4),
+                  LLVMGetParam(fn, 5));
+    LLVMBuildRetVoid(c->b);
+    LLVMPositionBuilderAtEnd(c->b, e.entry);
+    LLVMBuildBr(c->b, start);
+    free(e.ptr);
+    LLVMPositionBuilderAtEnd(c->b, saved);
+    return fn;
+}
+
 /* scratch sizes (floats) and how A is read: what the loops need to know at
  * compile time */
 typedef struct GemmPlan {
@@ -360,6 +404,14 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
         if_begin(c, last, &join);
         emit_epilogue(o, epi, cbase, m0, mcur, n0, ncur);
         if_end(c, join);
+    } else if (o->epi_fn) { /* a shared driver: the kernel's epilogue function, if it passed one */
+        LLVMValueRef last = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildNSWAdd(b, p0, kc, ""), o->K, "");
+        LLVMValueRef given = LLVMBuildICmp(b, LLVMIntNE, o->epi_fn, LLVMConstNull(c->ptr), "");
+        if_begin(c, LLVMBuildAnd(b, last, given, ""), &join);
+        LLVMTypeRef ety = epilogue_fn_type(c);
+        LLVMValueRef eargs[6] = {o->epi_args, cbase, m0, mcur, n0, ncur};
+        LLVMBuildCall2(b, ety, o->epi_fn, eargs, 6, "");
+        if_end(c, join);
     }
     cg_for_end(c, &tt);
     cg_for_end(c, &pb);
@@ -382,8 +434,9 @@ static int a_needs_copy(int64_t K) { return K % 1024 == 0 || K > 2048; }
  * with stored operands calls it, so the module holds one copy of the loops
  * per variant rather than one per shape. */
 static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, int a_copy, LLVMTypeRef *fty) {
-    LLVMTypeRef params[10] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64, c->i64, c->i64, c->i64, c->i64, c->i64};
-    *fty = LLVMFunctionType(c->voidt, params, 10, 0);
+    LLVMTypeRef params[12] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64, c->i64,
+                              c->i64, c->i64, c->i64, c->i64, c->ptr, c->ptr};
+    *fty = LLVMFunctionType(c->voidt, params, 12, 0);
     char name[64];
     snprintf(name, sizeof name, "dpoc_gemm_f32_%c%c%s", ta ? 't' : 'n', tb ? 't' : 'n', a_copy ? "_rowcopy" : "");
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
@@ -399,13 +452,15 @@ static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, i
     k.entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
     LLVMPositionBuilderAtEnd(c->b, start);
-    CgGemmOps o = {.k = &k, .cfg = cfg, .ta = ta, .tb = tb};
+    CgGemmOps o = {.k = &k, .mm = -1, .cfg = cfg, .ta = ta, .tb = tb};
     o.aptr = LLVMGetParam(fn, 0);
     o.bptr = LLVMGetParam(fn, 1);
     o.cptr = k.out_ptr = LLVMGetParam(fn, 2);
     o.M = LLVMGetParam(fn, 3);
     o.N = LLVMGetParam(fn, 4);
     o.K = LLVMGetParam(fn, 5);
+    o.epi_fn = LLVMGetParam(fn, 10);
+    o.epi_args = LLVMGetParam(fn, 11);
     GemmPlan pl = {.a_direct = !ta, .a_copy = a_copy, .kcmax = cfg->kc, .ncmax = cfg->nc_max, .mcmax = cfg->mc_max};
     emit_loops(&o, &pl, LLVMGetParam(fn, 6), LLVMGetParam(fn, 7), LLVMGetParam(fn, 8), LLVMGetParam(fn, 9), NULL);
     LLVMBuildRetVoid(c->b);
@@ -415,15 +470,15 @@ static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, i
     return fn;
 }
 
-void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi) {
+void cg_emit_gemm(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi) {
     Cg *c = k->c;
     CgGemmCfg cfg;
     CgGemmDims d;
     cg_gemm_config(c->features, &cfg);
-    cg_gemm_dims(&cfg, k->g, k->root, &d);
-    const IrNode *root = ir_node(k->g, k->root);
+    cg_gemm_dims(&cfg, k->g, mm, &d);
+    const IrNode *root = ir_node(k->g, mm);
     int a_stored = cg_is_stored(k, root->in[0]), b_stored = cg_is_stored(k, root->in[1]);
-    CgGemmOps o = {.k = k, .cfg = &cfg, .ta = d.ta, .tb = d.tb, .cptr = k->out_ptr};
+    CgGemmOps o = {.k = k, .mm = mm, .cfg = &cfg, .ta = d.ta, .tb = d.tb, .cptr = k->out_ptr};
     o.M = cg_i64(c, d.M);
     o.N = cg_i64(c, d.N);
     o.K = cg_i64(c, d.K);
@@ -431,15 +486,18 @@ void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmE
     o.bptr = b_stored ? cg_node_ptr(k, root->in[1]) : NULL;
     GemmPlan pl = {.a_direct = !d.ta && a_stored};
     pl.a_copy = pl.a_direct && a_needs_copy(d.K);
-    if (a_stored && b_stored && !(epi && epi->fn)) {
+    if (a_stored && b_stored) {
         LLVMTypeRef fty;
         LLVMValueRef drv = shared_driver(c, &cfg, d.ta, d.tb, pl.a_copy, &fty);
-        LLVMValueRef args[10] = {o.aptr, o.bptr, o.cptr, o.M, o.N, o.K, cg_i64(c, d.mc), cg_i64(c, d.nc), begin, end};
-        LLVMBuildCall2(c->b, fty, drv, args, 10, "");
+        LLVMValueRef efn = epi && epi->fn ? epilogue_function(k, epi, o.N) : LLVMConstNull(c->ptr);
+        if (!efn) return;
+        LLVMValueRef args[12] = {o.aptr, o.bptr, o.cptr, o.M, o.N, o.K, cg_i64(c, d.mc), cg_i64(c, d.nc), begin, end,
+                                 efn, k->args};
+        LLVMBuildCall2(c->b, fty, drv, args, 12, "");
         return;
     }
-    /* an operand computed inline (or an epilogue): the loops in this kernel,
-     * with the shape as constants */
+    /* an operand computed inline: the loops in this kernel, with the shape
+     * as constants (and the epilogue, if any, inline) */
     pl.kcmax = d.K < cfg.kc ? d.K : cfg.kc;
     pl.ncmax = d.nc;
     pl.mcmax = d.mc;

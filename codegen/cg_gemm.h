@@ -13,12 +13,15 @@
  * output element is the same chain of fmas over k = 0..K-1 starting from 0
  * whichever thread computes it and however the range is cut.
  *
- * Epilogues (not used yet): cg_emit_gemm takes an optional CgGemmEpilogue.
- * When given, every finished output tile (after its last K block, while it
- * is still in cache) is rewritten element by element as
- * C[i] = fn(k, ctx, C[i], flat index of i), so a fusion pass can hand a
- * matmul kernel its bias / residual / activation (evaluated with cg_eval at
- * that index) without another pass over memory. NULL: plain matmul.
+ * Epilogues: cg_emit_gemm takes an optional CgGemmEpilogue. When given,
+ * every finished output tile (after its last K block, while it is still in
+ * cache) is rewritten element by element as C[i] = fn(k, ctx, C[i], flat
+ * index of i): the fusion pass hands an elementwise root that reads the
+ * matmul (a bias, a residual add, a gradient sum) to the matmul's kernel,
+ * and cg_kernel.c evaluates it with cg_eval at that index, the tile's value
+ * standing in for the matmul. With stored operands the kernel calls the
+ * shared driver with a pointer to a per-kernel function that runs its
+ * epilogue over one tile (cg_gemm.c). NULL: plain matmul.
  */
 #ifndef DPOC_CG_GEMM_H
 #define DPOC_CG_GEMM_H
@@ -56,8 +59,9 @@ typedef struct CgGemmEpilogue {
     void *ctx;
 } CgGemmEpilogue;
 
-/* the body of a matmul kernel over tiles [begin, end) */
-void cg_emit_gemm(CgKern *k, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi);
+/* the body of a kernel computing matmul node mm (the root, or the member an
+ * epilogue reads) over tiles [begin, end); the result goes to k->out_ptr */
+void cg_emit_gemm(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi);
 
 /* ceil(x / q) for x >= 0, q > 0 (i64 values; folds when both are constants) */
 LLVMValueRef cg_gemm_ceil_div(Cg *c, LLVMValueRef x, LLVMValueRef q);
@@ -71,14 +75,16 @@ LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, LLVMTypeRef *fty);
 /* one matmul as the loops and the packing routines see it: dims as i64
  * values (constants in a kernel of its own, parameters in a shared driver)
  * and the operands' base pointers when they are stored (NULL: an element is
- * evaluated inline through cg_eval of the kernel root's input) */
+ * evaluated inline through cg_eval of the matmul's input) */
 typedef struct CgGemmOps {
     CgKern *k;
+    int32_t mm;         /* the matmul node (-1 in a shared driver) */
     const CgGemmCfg *cfg;
     LLVMValueRef M, N, K;
     int ta, tb;
     LLVMValueRef aptr, bptr, cptr;
     LLVMValueRef bat;   /* batch index of the current tile */
+    LLVMValueRef epi_fn, epi_args; /* shared driver: the epilogue callback (may be null) and its argument */
 } CgGemmOps;
 
 /* packs B[p0 .. p0+kc) x [n0 .. n0+ncur) into dst: panel j (nr columns)

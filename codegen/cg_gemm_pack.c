@@ -57,7 +57,7 @@ static LLVMValueRef operand_at(const CgGemmOps *o, int which, LLVMValueRef flat,
         v = cg_load(k, c->f32, cg_gep(c, c->f32, base, flat), 0);
     } else {
         CgIndex ix = {.flat = flat};
-        v = cg_eval(k, ir_node(k->g, k->root)->in[which], &ix);
+        v = cg_eval(k, ir_node(k->g, o->mm)->in[which], &ix);
     }
     if (!valid) return v;
     return LLVMBuildSelect(k->c->b, valid, v, LLVMConstReal(k->c->f32, 0.0), "");

@@ -194,10 +194,10 @@ static void emit_reduce(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
 }
 
 /* ---- matmul ------------------------------------------------------------- */
-static void emit_matmul(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
+static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi) {
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
-    const IrNode *n = ir_node(k->g, k->root);
+    const IrNode *n = ir_node(k->g, mm);
     const IrNode *A = ir_node(k->g, n->in[0]);
     IrDType t = (IrDType)n->dtype;
     LLVMTypeRef ty = cg_type(c, t);
@@ -250,7 +250,33 @@ static void emit_matmul(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     }
 #undef A_AT
 #undef B_AT
+    if (epi) { /* the row is complete: the epilogue over it */
+        cg_for_begin(c, &j, cg_i64(c, 0), Nc, "e");
+        LLVMValueRef flat = LLVMBuildNSWAdd(b, orow, j.iv, "");
+        LLVMValueRef q = out_elem(k, ty, flat);
+        cg_store(k, epi->fn(k, epi->ctx, cg_load(k, ty, q, 1), flat), q);
+        cg_for_end(c, &j);
+    }
     cg_for_end(c, &w);
+}
+
+int32_t cg_kernel_matmul(const IrGraph *g, int32_t root, const uint8_t *member) {
+    const IrNode *n = ir_node(g, root);
+    if (n->op == OP_MATMUL) return root;
+    for (int i = 0; i < ir_op_info[n->op].nin; i++)
+        if (member[n->in[i]] && ir_node(g, n->in[i])->op == OP_MATMUL) return n->in[i];
+    return -1;
+}
+
+/* the epilogue of a GEMM whose result the root reads: the root's value at
+ * flat, with the tile's element v standing in for the matmul */
+static LLVMValueRef epilogue_value(CgKern *k, void *ctx, LLVMValueRef v, LLVMValueRef flat) {
+    (void)ctx;
+    k->epi_val = v;
+    CgIndex ix = {.flat = flat};
+    LLVMValueRef r = cg_eval(k, k->root, &ix);
+    k->epi_val = NULL;
+    return r;
 }
 
 /* ---- scatter_add_rows --------------------------------------------------- */
@@ -322,12 +348,15 @@ static int emit_body(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, 
     LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
     LLVMPositionBuilderAtEnd(c->b, start);
     LLVMValueRef begin = LLVMGetParam(fn, 1), end = LLVMGetParam(fn, 2);
-    switch ((IrOp)n->op) {
+    int32_t mm = cg_kernel_matmul(g, root, member);
+    CgGemmEpilogue epi = {.fn = epilogue_value};
+    if (mm >= 0) { /* a matmul, with the root as its epilogue when that is not the matmul */
+        k.epi_mm = mm;
+        const CgGemmEpilogue *e = mm == root ? NULL : &epi;
+        if (cg_gemm_applies(g, mm)) cg_emit_gemm(&k, mm, begin, end, e); /* f32: packed tiles */
+        else emit_matmul(&k, mm, begin, end, e);
+    } else switch ((IrOp)n->op) {
     case OP_REDUCE_SUM: case OP_REDUCE_MAX: emit_reduce(&k, begin, end); break;
-    case OP_MATMUL:
-        if (cg_gemm_applies(g, root)) cg_emit_gemm(&k, begin, end, NULL); /* f32: packed tiles */
-        else emit_matmul(&k, begin, end);
-        break;
     case OP_SCATTER_ADD_ROWS: emit_scatter(&k, begin, end); break;
     default: emit_map(&k, begin, end); break;
     }
@@ -372,10 +401,16 @@ int cg_emit_kernel(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, co
     if (n->op == OP_PARAM || n->op == OP_INPUT) return cg_fail(c, "kernel %s: a %s cannot be computed", name, opname);
     if (cg_sig_build(c, g, p, root, member, out_region, out_offset)) return -1;
     const CgSig *s = &c->sig;
+    /* an epilogue kernel counts as a matmul (its work units, its flops, its
+     * line in a profile); its function is named fnN_matmul_<root op> */
+    int32_t mm = cg_kernel_matmul(g, root, member);
+    int epilogue = mm >= 0 && mm != root;
+    if (epilogue) opname = ir_op_info[OP_MATMUL].name;
     int fi = c->no_dedup ? -1 : cg_func_find(c, s->key, s->len);
     if (fi < 0) {
         char fname[128];
         if (c->no_dedup) snprintf(fname, sizeof fname, "%s", name);
+        else if (epilogue) snprintf(fname, sizeof fname, "fn%d_%s_%s", c->nfuncs, opname, ir_op_info[n->op].name);
         else snprintf(fname, sizeof fname, "fn%d_%s", c->nfuncs, opname);
         fi = cg_func_begin(c, fname, opname, c->no_dedup ? NULL : s->key, s->len, s->nargs);
         if (fi < 0 || emit_body(c, g, p, root, member, fi)) return -1;
@@ -391,8 +426,9 @@ int cg_emit_kernel(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, co
         rec->arg_offset[i] = p->offset[s->args[i]];
         rec->arg_node[i] = s->args[i];
     }
-    kernel_cost(g, root, s->flops, &rec->work, &rec->flops);
-    if (cg_gemm_applies(g, root)) rec->work = cg_gemm_work(c, g, root); /* tiles */
+    kernel_cost(g, mm >= 0 ? mm : root, s->flops, &rec->work, &rec->flops);
+    if (epilogue) rec->flops += s->flops; /* the root's elementwise work */
+    if (mm >= 0 && cg_gemm_applies(g, mm)) rec->work = cg_gemm_work(c, g, mm); /* tiles */
     rec->bytes = s->in_bytes + ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype);
     return c->failed ? -1 : ci;
 }

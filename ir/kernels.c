@@ -17,8 +17,12 @@
  * which are storage or aliases), members are below their root, strictly
  * increasing, and of an op that codegen can evaluate inline
  * (ir_op_inlinable: elementwise, movement, pick/unpick, gather_rows, const,
- * iota — never a reduction, matmul, scatter or collective). A value may be a
- * member of several kernels (cheap movement recomputed where it is read).
+ * iota — never a reduction, scatter or collective). The one exception is
+ * an epilogue kernel: an elementwise root may have a matmul member that is
+ * one of its own inputs, of its shape and dtype (at most one per kernel),
+ * whose operands are not members (codegen runs the root over the finished
+ * GEMM tiles). A value may be a member of several kernels (cheap movement
+ * recomputed where it is read).
  */
 #include "text.h"
 
@@ -102,6 +106,27 @@ static int kfail(char *err, size_t errlen, const char *fmt, ...) {
     return -1;
 }
 
+static int is_member(const IrGraph *g, const IrKernel *k, int32_t id) {
+    for (int32_t j = 0; j < k->n; j++)
+        if (g->kmembers[k->first + j] == id) return 1;
+    return 0;
+}
+
+/* NULL when matmul member m of kernel k is a valid epilogue operand (the
+ * header); *nmm remembers the first matmul member (+1) to refuse a second */
+static const char *epilogue_problem(const IrGraph *g, const IrKernel *k, int32_t m, int *nmm) {
+    const IrNode *r = ir_node(g, k->root), *x = ir_node(g, m);
+    int direct = 0;
+    for (int i = 0; i < ir_op_info[r->op].nin; i++) direct |= r->in[i] == m;
+    if (ir_op_info[r->op].cls != FC_ELEMWISE || !direct) return "only an elementwise root may read a matmul member";
+    if (r->dtype != x->dtype || r->ndim != x->ndim || memcmp(r->shape, x->shape, sizeof r->shape[0] * (size_t)r->ndim))
+        return "it must have the root's shape and dtype";
+    if (is_member(g, k, x->in[0]) || is_member(g, k, x->in[1])) return "its operands must be stored";
+    if (*nmm > 0 && *nmm != m + 1) return "a kernel has at most one matmul member";
+    *nmm = m + 1;
+    return NULL;
+}
+
 int ir_kernels_verify(const IrGraph *g, char *err, size_t errlen) {
     if (g->nkernels < 0 || g->nkernels > g->kernelcap || (g->nkernels && !g->kernels) || g->nkmembers < 0 ||
         g->nkmembers > g->kmembercap || (g->nkmembers && !g->kmembers))
@@ -119,6 +144,7 @@ int ir_kernels_verify(const IrGraph *g, char *err, size_t errlen) {
         if (k->n < 0 || k->first < 0 || k->first + k->n > g->nkmembers)
             return kfail(err, errlen, "kernel %%%d: member range out of bounds", k->root);
         int32_t mprev = -1;
+        int nmm = 0;
         for (int32_t j = 0; j < k->n; j++) {
             int32_t m = g->kmembers[k->first + j];
             if (m <= mprev || m >= k->root)
@@ -126,6 +152,11 @@ int ir_kernels_verify(const IrGraph *g, char *err, size_t errlen) {
                              mprev);
             mprev = m;
             IrOp mop = (IrOp)ir_node(g, m)->op;
+            if (mop == OP_MATMUL) {
+                const char *why = epilogue_problem(g, k, m, &nmm);
+                if (why) return kfail(err, errlen, "kernel %%%d: matmul member %%%d: %s", k->root, m, why);
+                continue;
+            }
             if (!ir_op_inlinable(mop))
                 return kfail(err, errlen, "kernel %%%d: member %%%d is a %s, which is never computed inline", k->root,
                              m, ir_op_info[mop].name);

@@ -15,8 +15,14 @@
  *   - only ops codegen can evaluate inline are members (ir_op_inlinable):
  *     a reduction, matmul, scatter or collective always ends a kernel;
  *     params and inputs are in memory anyway (no message);
- *   - a matmul root absorbs nothing (it reads stored operands; no prologue
- *     or epilogue fusion this round); a collective root absorbs nothing;
+ *   - a matmul reads stored operands (no prologue fusion): a matmul root,
+ *     or a matmul member, absorbs nothing; a collective root absorbs nothing;
+ *   - epilogue: an elementwise root absorbs a matmul that is one of its own
+ *     inputs, of the same shape and dtype, read by it alone (one per
+ *     kernel). Codegen runs the root's expression over each finished output
+ *     tile of the GEMM, with the tile's values in place of the matmul (a
+ *     bias, a residual add, a gradient sum), so the matmul's result is
+ *     never stored and read back;
  *   - graph outputs are stored;
  *   - OPF_EXPENSIVE ops are never absorbed (never duplicated);
  *   - *free* ops (movement, const, iota, neg, stop_grad: index arithmetic or
@@ -65,6 +71,7 @@ typedef struct Fuse {
     int32_t *mem;      /* members of the kernel being built */
     int32_t nmem, nreal; /* members, and members that are not const/iota */
     int32_t root;
+    int32_t mm;        /* the matmul member of the kernel being built (epilogue), or -1 */
     int64_t refused;
 } Fuse;
 
@@ -124,6 +131,22 @@ static void refuse(Fuse *f, int32_t y, int32_t x, const char *fmt, ...) {
     fputc('\n', f->c->log);
 }
 
+/* NULL when matmul x may become the member of an epilogue kernel (the
+ * header), read through y with amplification amp; otherwise the reason */
+static const char *epilogue_verdict(Fuse *f, int32_t y, int32_t x, int64_t amp) {
+    const IrGraph *g = f->g;
+    const IrNode *r = ir_node(g, f->root), *m = ir_node(g, x);
+    if (y != f->root || ir_op_info[r->op].cls != FC_ELEMWISE)
+        return "matmul is the root of its own kernel unless an elementwise root reads it directly (epilogue)";
+    if (f->mm >= 0) return "the kernel already has a matmul (one epilogue per kernel)";
+    if (f->isout[x]) return "it is a graph output, so it is stored";
+    if (f->ncons[x] > 1) return "the matmul has other readers, so it is stored once";
+    if (amp != 1 || r->dtype != m->dtype || r->ndim != m->ndim || memcmp(r->shape, m->shape, sizeof r->shape[0] * (size_t)r->ndim))
+        return "the epilogue must read the matmul element for element (same shape and dtype)";
+    f->mm = x;
+    return NULL;
+}
+
 /* NULL when x may become a member of the kernel being built, read through y
  * with amplification amp, below a recomputed value when dup; otherwise
  * the reason, written into buf */
@@ -134,7 +157,8 @@ static const char *verdict(Fuse *f, int32_t y, int32_t x, int64_t amp, int dup, 
     if (op == OP_PARAM || op == OP_INPUT) return ""; /* in memory anyway: no message */
     if (ir_op_info[rop].flags & OPF_COLLECTIVE) return "a collective is a barrier: it reads stored values";
     if (info->flags & OPF_COLLECTIVE) return "a collective is a barrier: its result is stored";
-    if (rop == OP_MATMUL) return "matmul reads its operands from memory (no prologue fusion)";
+    if (ir_node(g, y)->op == OP_MATMUL) return "matmul reads its operands from memory (no prologue fusion)";
+    if (op == OP_MATMUL) return epilogue_verdict(f, y, x, amp);
     if (!ir_op_inlinable(op)) {
         snprintf(buf, len, "%s is not computed inline: it is the root of its own kernel", info->name);
         return buf;
@@ -250,6 +274,7 @@ int pass_fuse(IrGraph *g, PassCtx *c) {
         f.root = id;
         f.kstamp = ++nk;
         f.nmem = f.nreal = 0;
+        f.mm = -1;
         absorb(&f, id, 1, 0);
         if (ir_kernel_add(g, id, f.mem, f.nmem)) {
             snprintf(c->err, sizeof c->err, "%s", g->err);
