@@ -22,7 +22,10 @@
  *     kernel). Codegen runs the root's expression over each finished output
  *     tile of the GEMM, with the tile's values in place of the matmul (a
  *     bias, a residual add, a gradient sum), so the matmul's result is
- *     never stored and read back;
+ *     never stored and read back. Kernels run in root order, so only when
+ *     nothing but params, inputs and free ops lies between the two ids
+ *     (otherwise the matmul's operands would stay alive across other
+ *     kernels: more memory, not less);
  *   - graph outputs are stored;
  *   - OPF_EXPENSIVE ops are never absorbed (never duplicated);
  *   - *free* ops (movement, const, iota, neg, stop_grad: index arithmetic or
@@ -143,6 +146,13 @@ static const char *epilogue_verdict(Fuse *f, int32_t y, int32_t x, int64_t amp) 
     if (f->ncons[x] > 1) return "the matmul has other readers, so it is stored once";
     if (amp != 1 || r->dtype != m->dtype || r->ndim != m->ndim || memcmp(r->shape, m->shape, sizeof r->shape[0] * (size_t)r->ndim))
         return "the epilogue must read the matmul element for element (same shape and dtype)";
+    /* kernels run in root order: the matmul moves to the root's place, so a
+     * kernel in between would keep its operands alive longer (memory) */
+    for (int32_t id = x + 1; id < f->root; id++) {
+        IrOp op = (IrOp)ir_node(g, id)->op;
+        if (f->live[id] && op != OP_PARAM && op != OP_INPUT && !is_free(op))
+            return "a kernel between the matmul and this reader would keep the matmul's operands alive longer";
+    }
     f->mm = x;
     return NULL;
 }
