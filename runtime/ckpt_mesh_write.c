@@ -137,7 +137,7 @@ int ckpt_mesh_prune(const char *dir, uint64_t cur, int keep, char *err, size_t e
     }
     closedir(d);
     if (rc) return free(ent), -1;
-    qsort(ent, n, sizeof *ent, cmp_newest_first);
+    if (n) qsort(ent, n, sizeof *ent, cmp_newest_first); /* ent is NULL when n is 0 */
     /* entries of one step are adjacent: a step is kept when it has a
      * manifest and fewer than `keep` newer steps with one were kept */
     int manifests = 0;

@@ -1045,6 +1045,8 @@ static void put_step(int n) {
 static void group_meshprune(void) {
     char err[512], got[4096];
     check(ckpt_mesh_prune(wpath("none"), 5, 2, err, sizeof err) == 0, "missing directory: %s", err);
+    mkdir(wpath("empty"), 0755); /* nothing to sort (the first save of a run) */
+    check(ckpt_mesh_prune(wpath("empty"), 5, 2, err, sizeof err) == 0, "empty directory: %s", err);
     /* steps 10..40 complete; 40 also left by a save killed between `latest`
      * and pruning (so 4 manifests at keep_last 2 + 1) */
     for (int s = 10; s <= 40; s += 10) put_step(s);
