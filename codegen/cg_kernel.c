@@ -27,6 +27,10 @@
  *    A[m,k] * B[k,n] for k = 0..K-1 in order: i-k-j when B is not transposed
  *    (inner loop contiguous over n), a dot product over k per (m, n) when it
  *    is. Both give every element the same sequence of operations.
+ *  - epilogue kernel (an elementwise root with a matmul member, fuse.c):
+ *    the matmul's loops as above, writing into the root's output, and the
+ *    root evaluated over each finished tile (GEMM) or row (plain loop) with
+ *    the computed value standing in for the matmul (CgKern.epi_val).
  *  - scatter_add_rows: work = destination rows. The range's rows start at
  *    zero; one pass over the ids adds every source row i whose id falls in
  *    the range to its row, so each row adds its sources in increasing i.

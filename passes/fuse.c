@@ -144,7 +144,8 @@ static const char *epilogue_verdict(Fuse *f, int32_t y, int32_t x, int64_t amp) 
     if (f->mm >= 0) return "the kernel already has a matmul (one epilogue per kernel)";
     if (f->isout[x]) return "it is a graph output, so it is stored";
     if (f->ncons[x] > 1) return "the matmul has other readers, so it is stored once";
-    if (amp != 1 || r->dtype != m->dtype || r->ndim != m->ndim || memcmp(r->shape, m->shape, sizeof r->shape[0] * (size_t)r->ndim))
+    if (amp != 1 || r->dtype != m->dtype || r->ndim != m->ndim ||
+        memcmp(r->shape, m->shape, sizeof r->shape[0] * (size_t)r->ndim))
         return "the epilogue must read the matmul element for element (same shape and dtype)";
     /* kernels run in root order: the matmul moves to the root's place, so a
      * kernel in between would keep its operands alive longer (memory) */

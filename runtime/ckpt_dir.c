@@ -182,7 +182,8 @@ int ckpt_parse_step_name(const char *name, uint64_t *step) {
 int ckpt_is_stale_tmp(const char *name) {
     size_t n = strlen(name);
     if (!strcmp(name, ".latest.tmp")) return 1;
-    return n > 15 && !strncmp(name, ".step-", 6) && !strcmp(name + n - 9, ".ckpt.tmp");
+    return n > 15 && !strncmp(name, ".step-", 6) &&
+           (!strcmp(name + n - 9, ".ckpt.tmp") || !strcmp(name + n - 9, ".mesh.tmp"));
 }
 
 typedef struct StepFile {

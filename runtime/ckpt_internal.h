@@ -120,7 +120,8 @@ int ckpt_write_small(const char *dir, const char *name, const void *data, size_t
 int ckpt_read_latest(const char *dir, char *name, size_t namelen, char *err, size_t errlen);
 /* Removes step files beyond keep_last (never `keep`) and stale .tmp files. */
 int ckpt_prune(const char *dir, int keep_last, const char *keep, char *err, size_t errlen);
-/* 1 for the temporary files a killed save leaves (.latest.tmp, .step-N.ckpt.tmp). */
+/* 1 for the temporary files a killed save leaves (.latest.tmp, .step-N.ckpt.tmp,
+ * .step-N.mesh.tmp). */
 int ckpt_is_stale_tmp(const char *name);
 /* Size and XXH64 of a whole file (ckpt_mesh.c). */
 int ckpt_hash_file(const char *path, uint64_t *size, uint64_t *h, char *err, size_t errlen);

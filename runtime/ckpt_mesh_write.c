@@ -111,11 +111,9 @@ int ckpt_mesh_prune(const char *dir, uint64_t cur, int keep, char *err, size_t e
         uint64_t s;
         int what = parse_entry(e->d_name, &s);
         if (!what) {
-            if (!strcmp(e->d_name, ".latest.tmp") ||
-                (!strncmp(e->d_name, ".step-", 6) && strlen(e->d_name) > 15 &&
-                 !strcmp(e->d_name + strlen(e->d_name) - 9, ".mesh.tmp"))) {
-                if (join(p, sizeof p, dir, e->d_name, err, errlen) || remove_path(p, 0, err, errlen)) rc = -1;
-            }
+            if (ckpt_is_stale_tmp(e->d_name) &&
+                (join(p, sizeof p, dir, e->d_name, err, errlen) || remove_path(p, 0, err, errlen)))
+                rc = -1;
             continue;
         }
         if (s == cur || strlen(e->d_name) >= sizeof ent[0].name) continue;
