@@ -224,7 +224,7 @@ static int model_shapes(const char *path, Shape **out, int *nout) {
     }
     IrGraph g;
     ir_init(&g);
-    BuildOptions bo = {.dtype = DT_F32};
+    BuildOptions bo = {.dtype = DT_F32, .dense_head = 1}; /* the head's GEMMs at their dense shapes */
     PassCtx pc;
     memset(&pc, 0, sizeof pc);
     pc.log = stderr;

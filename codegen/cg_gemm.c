@@ -56,6 +56,17 @@
  * nr = 2 vectors, mr = (registers - 3) / 2 (the accumulators plus two B
  * vectors and one broadcast): 6 x 16 on AVX2, 14 x 32 on AVX-512.
  *
+ * matmul_masked: with a row mask the driver skips each micro-panel whose
+ * rows are all dead (mask <= 0) and, after a tile's last K block, sets the
+ * tile's dead rows to 0; with a contraction mask each K block first lists
+ * its live k (kidx), the packs gather those rows of B and columns of A, the
+ * micro-kernel runs over that many, a block without any is skipped (the
+ * first block that has some starts the tiles at zero) and a run without
+ * any live k is zeroed. Live elements see the dense GEMM's fma chain minus
+ * the dead terms. Masked variants of the shared drivers
+ * (..._maskrows, ..._maskk) take the mask as a 13th argument; A is never
+ * read in place under a contraction mask. They never have an epilogue.
+ *
  * DPOC_NO_GEMM=1 in the compiler's environment sends f32 matmuls back to
  * the plain loop of cg_kernel.c (a debugging and benchmarking switch).
  */
@@ -95,7 +106,7 @@ void cg_gemm_config(const char *features, CgGemmCfg *cfg) {
 
 int cg_gemm_applies(const IrGraph *g, int32_t root) {
     const IrNode *n = ir_node(g, root);
-    if (n->op != OP_MATMUL || n->dtype != DT_F32) return 0;
+    if (!ir_op_is_matmul(n->op) || n->dtype != DT_F32) return 0;
     const char *off = getenv("DPOC_NO_GEMM");
     if (off && *off && strcmp(off, "0") != 0) return 0;
     const IrNode *a = ir_node(g, n->in[0]);
@@ -279,6 +290,54 @@ static LLVMValueRef epilogue_function(CgKern *k, const CgGemmEpilogue *epi, LLVM
     return fn;
 }
 
+/* i1: the mask element at idx is > 0 (a live row or k of a masked matmul) */
+static LLVMValueRef mask_live(const CgGemmOps *o, LLVMValueRef idx) {
+    CgKern *k = o->k;
+    Cg *c = k->c;
+    LLVMValueRef v;
+    if (o->mptr) {
+        v = cg_load(k, c->f32, cg_gep(c, c->f32, o->mptr, idx), 0);
+    } else {
+        CgIndex ix = {.flat = idx};
+        v = cg_eval(k, ir_node(k->g, o->mm)->in[2], &ix);
+    }
+    return LLVMBuildFCmp(c->b, LLVMRealOGT, v, LLVMConstReal(c->f32, 0.0), "live");
+}
+
+/* rows [r0, r0 + rows) x columns [n0, n0 + ncur) of C set to 0 where the
+ * row mask is not live (all of them when all is set) */
+static void zero_dead_rows(const CgGemmOps *o, LLVMValueRef cbase, LLVMValueRef r0, LLVMValueRef rows,
+                           LLVMValueRef n0, LLVMValueRef ncur, int all) {
+    Cg *c = o->k->c;
+    LLVMBuilderRef b = c->b;
+    CgFor i, j;
+    LLVMBasicBlockRef join = NULL;
+    cg_for_begin(c, &i, cg_i64(c, 0), rows, "zi");
+    LLVMValueRef row = LLVMBuildNSWAdd(b, r0, i.iv, "");
+    if (!all) if_begin(c, LLVMBuildNot(b, mask_live(o, row), ""), &join);
+    LLVMValueRef at = LLVMBuildNSWAdd(b, cbase, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, o->N, ""), n0, ""), "");
+    LLVMValueRef p = cg_gep(c, c->f32, o->cptr, at);
+    cg_for_begin(c, &j, cg_i64(c, 0), ncur, "zj");
+    cg_store(o->k, LLVMConstReal(c->f32, 0.0), cg_gep(c, c->f32, p, j.iv));
+    cg_for_end(c, &j);
+    if (!all) if_end(c, join);
+    cg_for_end(c, &i);
+}
+
+/* i1: some row of the micro-panel [row, row + mrc) is live (mrc <= mr) */
+static LLVMValueRef panel_live(const CgGemmOps *o, LLVMValueRef row, LLVMValueRef mrc) {
+    Cg *c = o->k->c;
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef any = LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 0, 0);
+    LLVMValueRef last = LLVMBuildNSWSub(b, o->M, cg_i64(c, 1), "");
+    for (int i = 0; i < o->cfg->mr; i++) {
+        LLVMValueRef valid = LLVMBuildICmp(b, LLVMIntSLT, cg_i64(c, i), mrc, "");
+        LLVMValueRef at = cg_smin(c, LLVMBuildNSWAdd(b, row, cg_i64(c, i), ""), last);
+        any = LLVMBuildOr(b, any, LLVMBuildAnd(b, valid, mask_live(o, at), ""), "");
+    }
+    return any;
+}
+
 /* scratch sizes (floats) and how A is read: what the loops need to know at
  * compile time */
 typedef struct GemmPlan {
@@ -302,6 +361,16 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     int64_t ldr = pl->kcmax + 16;
     LLVMValueRef Ar = pl->a_copy ? stack_buf(k, pl->mcmax * ldr, "arows") : NULL;
     LLVMValueRef Ct = stack_buf(k, (int64_t)mr * nr, "ctile");
+    /* contraction mask: the K block's live k, a count, and whether a block of the run had any */
+    LLVMValueRef kidx = NULL, klive = NULL, kdone = NULL;
+    if (o->mask_dim == 1) {
+        LLVMBasicBlockRef here = LLVMGetInsertBlock(b);
+        LLVMPositionBuilderAtEnd(b, k->entry);
+        kidx = LLVMBuildAlloca(b, LLVMArrayType2(c->i64, (uint64_t)pl->kcmax), "kidx");
+        klive = LLVMBuildAlloca(b, c->i64, "klive");
+        kdone = LLVMBuildAlloca(b, c->i32, "kdone");
+        LLVMPositionBuilderAtEnd(b, here);
+    }
     LLVMBuildMemSet(b, Ct, LLVMConstInt(c->i8, 0, 0), cg_i64(c, (int64_t)mr * nr * 4), 64);
     LLVMTypeRef ukty;
     LLVMValueRef ukr = cg_gemm_ukr(c, cfg, &ukty);
@@ -330,12 +399,36 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMValueRef ncur = cg_smin(c, nc, LLVMBuildNSWSub(b, o->N, n0, ""));
     LLVMValueRef cbase = LLVMBuildNSWMul(b, o->bat, LLVMBuildNSWMul(b, o->M, o->N, ""), "");
 
-    CgFor pb, tt, jr, ir;
+    CgFor pb, tt, jr, ir, kl;
+    LLVMBasicBlockRef kjoin = NULL;
+    if (kdone) LLVMBuildStore(b, LLVMConstInt(c->i32, 0, 0), kdone);
     cg_for_begin(c, &pb, i64z, cg_gemm_ceil_div(c, o->K, cg_i64(c, cfg->kc)), "kb");
     LLVMValueRef p0 = LLVMBuildNSWMul(b, pb.iv, cg_i64(c, cfg->kc), "p0");
     LLVMValueRef kc = cg_smin(c, cg_i64(c, cfg->kc), LLVMBuildNSWSub(b, o->K, p0, ""));
-    LLVMValueRef accum = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntSGT, p0, i64z, ""), c->i32, "");
-    cg_gemm_pack_b(o, Bp, p0, kc, n0, ncur);
+    /* kk: the rows of this K block the packs and the micro-kernel see */
+    LLVMValueRef kk = kc, accum;
+    if (kdone) {
+        /* list the block's live k; a block without any is skipped, and the
+         * first block that has some starts the tiles at zero */
+        LLVMBuildStore(b, i64z, klive);
+        cg_for_begin(c, &kl, i64z, kc, "kl");
+        LLVMValueRef kg = LLVMBuildNSWAdd(b, p0, kl.iv, "");
+        LLVMBasicBlockRef ljoin;
+        if_begin(c, mask_live(o, kg), &ljoin);
+        LLVMValueRef nl = LLVMBuildLoad2(b, c->i64, klive, "");
+        LLVMBuildStore(b, kg, LLVMBuildGEP2(b, c->i64, kidx, &nl, 1, ""));
+        LLVMBuildStore(b, LLVMBuildNSWAdd(b, nl, cg_i64(c, 1), ""), klive);
+        if_end(c, ljoin);
+        cg_for_end(c, &kl);
+        kk = LLVMBuildLoad2(b, c->i64, klive, "kk");
+        if_begin(c, LLVMBuildICmp(b, LLVMIntSGT, kk, i64z, ""), &kjoin);
+        accum = LLVMBuildLoad2(b, c->i32, kdone, "accum");
+        LLVMBuildStore(b, LLVMConstInt(c->i32, 1, 0), kdone);
+        o->kidx = kidx;
+    } else {
+        accum = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntSGT, p0, i64z, ""), c->i32, "");
+    }
+    cg_gemm_pack_b(o, Bp, p0, kk, n0, ncur);
 
     cg_for_begin(c, &tt, t, tend, "tile");
     LLVMValueRef m0 = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, mb0, LLVMBuildNSWSub(b, tt.iv, t, ""), ""), mc, "m0");
@@ -349,14 +442,14 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
         if_end(c, join);
         if (pl->a_copy) copy_rows(o, Ar, ldr, m0, mfull, p0, kc);
     } else {
-        cg_gemm_pack_a(o, Ap, m0, mcur, p0, kc);
+        cg_gemm_pack_a(o, Ap, m0, mcur, p0, kk);
     }
     LLVMValueRef npan = cg_gemm_ceil_div(c, ncur, cg_i64(c, nr));
     LLVMValueRef mpan = cg_gemm_ceil_div(c, mcur, cg_i64(c, mr));
     cg_for_begin(c, &jr, i64z, npan, "jr");
     LLVMValueRef j0 = LLVMBuildNSWMul(b, jr.iv, cg_i64(c, nr), "");
     LLVMValueRef nrc = cg_smin(c, cg_i64(c, nr), LLVMBuildNSWSub(b, ncur, j0, ""));
-    LLVMValueRef bpan = cg_gep(c, c->f32, Bp, LLVMBuildNSWMul(b, jr.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, nr), ""), ""));
+    LLVMValueRef bpan = cg_gep(c, c->f32, Bp, LLVMBuildNSWMul(b, jr.iv, LLVMBuildNSWMul(b, kk, cg_i64(c, nr), ""), ""));
     cg_for_begin(c, &ir, i64z, mpan, "ir");
     LLVMValueRef i0 = LLVMBuildNSWMul(b, ir.iv, cg_i64(c, mr), "");
     LLVMValueRef mrc = cg_smin(c, cg_i64(c, mr), LLVMBuildNSWSub(b, mcur, i0, ""));
@@ -371,7 +464,7 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
         rs = LLVMBuildSelect(b, fullrows, pl->a_copy ? cg_i64(c, ldr) : o->K, cg_i64(c, 1), "");
         cs = LLVMBuildSelect(b, fullrows, cg_i64(c, 1), cg_i64(c, mr), "");
     } else {
-        ap = cg_gep(c, c->f32, Ap, LLVMBuildNSWMul(b, ir.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, mr), ""), ""));
+        ap = cg_gep(c, c->f32, Ap, LLVMBuildNSWMul(b, ir.iv, LLVMBuildNSWMul(b, kk, cg_i64(c, mr), ""), ""));
         rs = cg_i64(c, 1);
         cs = cg_i64(c, mr);
     }
@@ -383,22 +476,32 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMBasicBlockRef bfull = LLVMAppendBasicBlockInContext(c->ctx, fn, "full");
     LLVMBasicBlockRef bedge = LLVMAppendBasicBlockInContext(c->ctx, fn, "edge");
     LLVMBasicBlockRef bnext = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
+    if (o->mask_dim == 0) { /* a micro-panel of dead rows is skipped (zeroed after the last K block) */
+        LLVMBasicBlockRef blive = LLVMAppendBasicBlockInContext(c->ctx, fn, "livepanel");
+        LLVMBuildCondBr(b, panel_live(o, row, mrc), blive, bnext);
+        LLVMPositionBuilderAtEnd(b, blive);
+    }
     LLVMBuildCondBr(b, full, bfull, bedge);
     LLVMPositionBuilderAtEnd(b, bfull);
-    LLVMValueRef args[8] = {ap, rs, cs, bpan, kc, cp, o->N, accum};
+    LLVMValueRef args[8] = {ap, rs, cs, bpan, kk, cp, o->N, accum};
     LLVMBuildCall2(b, ukty, ukr, args, 8, "");
     LLVMBuildBr(b, bnext);
     LLVMPositionBuilderAtEnd(b, bedge);
-    if_begin(c, LLVMBuildICmp(b, LLVMIntSGT, p0, i64z, ""), &join);
+    if_begin(c, LLVMBuildICmp(b, LLVMIntNE, accum, LLVMConstInt(c->i32, 0, 0), ""), &join);
     copy_tile(k, Ct, cg_i64(c, nr), cp, o->N, mrc, nrc, 0);
     if_end(c, join);
-    LLVMValueRef eargs[8] = {ap, rs, cs, bpan, kc, Ct, cg_i64(c, nr), accum};
+    LLVMValueRef eargs[8] = {ap, rs, cs, bpan, kk, Ct, cg_i64(c, nr), accum};
     LLVMBuildCall2(b, ukty, ukr, eargs, 8, "");
     copy_tile(k, cp, o->N, Ct, cg_i64(c, nr), mrc, nrc, 1);
     LLVMBuildBr(b, bnext);
     LLVMPositionBuilderAtEnd(b, bnext);
     cg_for_end(c, &ir);
     cg_for_end(c, &jr);
+    if (o->mask_dim == 0) { /* the tile is complete: its dead rows become 0 */
+        if_begin(c, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildNSWAdd(b, p0, kc, ""), o->K, ""), &join);
+        zero_dead_rows(o, cbase, m0, mcur, n0, ncur, 0);
+        if_end(c, join);
+    }
     if (epi && epi->fn) {
         LLVMValueRef last = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildNSWAdd(b, p0, kc, ""), o->K, "");
         if_begin(c, last, &join);
@@ -414,7 +517,17 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
         if_end(c, join);
     }
     cg_for_end(c, &tt);
+    if (kjoin) if_end(c, kjoin);
     cg_for_end(c, &pb);
+    if (kdone) { /* no live k at all: the run's tiles are 0 */
+        LLVMBasicBlockRef zjoin;
+        if_begin(c, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, c->i32, kdone, ""), LLVMConstInt(c->i32, 0, 0), ""),
+                 &zjoin);
+        LLVMValueRef r0 = LLVMBuildNSWMul(b, mb0, mc, "");
+        LLVMValueRef r1 = cg_smin(c, o->M, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, mb0, LLVMBuildNSWSub(b, tend, t, ""), ""), mc, ""));
+        zero_dead_rows(o, cbase, r0, LLVMBuildNSWSub(b, r1, r0, ""), n0, ncur, 1);
+        if_end(c, zjoin);
+    }
 
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
     LLVMBuildBr(b, head);
@@ -433,12 +546,14 @@ static int a_needs_copy(int64_t K) { return K % 1024 == 0 || K > 2048; }
  * i64 begin, i64 end), both operands stored. noinline: every matmul kernel
  * with stored operands calls it, so the module holds one copy of the loops
  * per variant rather than one per shape. */
-static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, int a_copy, LLVMTypeRef *fty) {
-    LLVMTypeRef params[12] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64, c->i64,
-                              c->i64, c->i64, c->i64, c->i64, c->ptr, c->ptr};
-    *fty = LLVMFunctionType(c->voidt, params, 12, 0);
+static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, int a_copy, int mask_dim,
+                                  LLVMTypeRef *fty) {
+    LLVMTypeRef params[13] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64, c->i64,
+                              c->i64, c->i64, c->i64, c->i64, c->ptr, c->ptr, c->ptr};
+    *fty = LLVMFunctionType(c->voidt, params, mask_dim >= 0 ? 13 : 12, 0);
     char name[64];
-    snprintf(name, sizeof name, "dpoc_gemm_f32_%c%c%s", ta ? 't' : 'n', tb ? 't' : 'n', a_copy ? "_rowcopy" : "");
+    snprintf(name, sizeof name, "dpoc_gemm_f32_%c%c%s%s", ta ? 't' : 'n', tb ? 't' : 'n', a_copy ? "_rowcopy" : "",
+             mask_dim == 0 ? "_maskrows" : mask_dim == 1 ? "_maskk" : "");
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
     if (fn) return fn;
     fn = LLVMAddFunction(c->mod, name, *fty);
@@ -452,7 +567,8 @@ static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, i
     k.entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
     LLVMPositionBuilderAtEnd(c->b, start);
-    CgGemmOps o = {.k = &k, .mm = -1, .cfg = cfg, .ta = ta, .tb = tb};
+    CgGemmOps o = {.k = &k, .mm = -1, .cfg = cfg, .ta = ta, .tb = tb, .mask_dim = mask_dim};
+    if (mask_dim >= 0) o.mptr = LLVMGetParam(fn, 12);
     o.aptr = LLVMGetParam(fn, 0);
     o.bptr = LLVMGetParam(fn, 1);
     o.cptr = k.out_ptr = LLVMGetParam(fn, 2);
@@ -461,7 +577,8 @@ static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, i
     o.K = LLVMGetParam(fn, 5);
     o.epi_fn = LLVMGetParam(fn, 10);
     o.epi_args = LLVMGetParam(fn, 11);
-    GemmPlan pl = {.a_direct = !ta, .a_copy = a_copy, .kcmax = cfg->kc, .ncmax = cfg->nc_max, .mcmax = cfg->mc_max};
+    GemmPlan pl = {.a_direct = !ta && mask_dim != 1, .a_copy = a_copy, .kcmax = cfg->kc, .ncmax = cfg->nc_max,
+                   .mcmax = cfg->mc_max};
     emit_loops(&o, &pl, LLVMGetParam(fn, 6), LLVMGetParam(fn, 7), LLVMGetParam(fn, 8), LLVMGetParam(fn, 9), NULL);
     LLVMBuildRetVoid(c->b);
     LLVMPositionBuilderAtEnd(c->b, k.entry);
@@ -478,22 +595,32 @@ void cg_emit_gemm(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef end, c
     cg_gemm_dims(&cfg, k->g, mm, &d);
     const IrNode *root = ir_node(k->g, mm);
     int a_stored = cg_is_stored(k, root->in[0]), b_stored = cg_is_stored(k, root->in[1]);
-    CgGemmOps o = {.k = k, .mm = mm, .cfg = &cfg, .ta = d.ta, .tb = d.tb, .cptr = k->out_ptr};
+    CgGemmOps o = {.k = k, .mm = mm, .cfg = &cfg, .ta = d.ta, .tb = d.tb, .cptr = k->out_ptr, .mask_dim = -1};
     o.M = cg_i64(c, d.M);
     o.N = cg_i64(c, d.N);
     o.K = cg_i64(c, d.K);
     o.aptr = a_stored ? cg_node_ptr(k, root->in[0]) : NULL;
     o.bptr = b_stored ? cg_node_ptr(k, root->in[1]) : NULL;
-    GemmPlan pl = {.a_direct = !d.ta && a_stored};
+    int m_stored = 1;
+    if (root->op == OP_MATMUL_MASKED) {
+        if (epi && epi->fn) {
+            cg_fail(c, "matmul_masked %%%d: an epilogue kernel (fuse never makes one)", mm);
+            return;
+        }
+        o.mask_dim = (int)root->attr[2];
+        m_stored = cg_is_stored(k, root->in[2]);
+    }
+    /* A's rows are read in place unless a contraction mask gathers its k */
+    GemmPlan pl = {.a_direct = !d.ta && a_stored && o.mask_dim != 1};
     pl.a_copy = pl.a_direct && a_needs_copy(d.K);
-    if (a_stored && b_stored) {
+    if (a_stored && b_stored && m_stored) {
         LLVMTypeRef fty;
-        LLVMValueRef drv = shared_driver(c, &cfg, d.ta, d.tb, pl.a_copy, &fty);
+        LLVMValueRef drv = shared_driver(c, &cfg, d.ta, d.tb, pl.a_copy, o.mask_dim, &fty);
         LLVMValueRef efn = epi && epi->fn ? epilogue_function(k, epi, o.N) : LLVMConstNull(c->ptr);
         if (!efn) return;
-        LLVMValueRef args[12] = {o.aptr, o.bptr, o.cptr, o.M, o.N, o.K, cg_i64(c, d.mc), cg_i64(c, d.nc), begin, end,
-                                 efn, k->args};
-        LLVMBuildCall2(c->b, fty, drv, args, 12, "");
+        LLVMValueRef args[13] = {o.aptr, o.bptr, o.cptr, o.M, o.N, o.K, cg_i64(c, d.mc), cg_i64(c, d.nc), begin, end,
+                                 efn, k->args, o.mask_dim >= 0 ? cg_node_ptr(k, root->in[2]) : NULL};
+        LLVMBuildCall2(c->b, fty, drv, args, o.mask_dim >= 0 ? 13 : 12, "");
         return;
     }
     /* an operand computed inline: the loops in this kernel, with the shape

@@ -85,6 +85,9 @@ typedef struct CgGemmOps {
     LLVMValueRef aptr, bptr, cptr;
     LLVMValueRef bat;   /* batch index of the current tile */
     LLVMValueRef epi_fn, epi_args; /* shared driver: the epilogue callback (may be null) and its argument */
+    int mask_dim;       /* matmul_masked: 0 rows of C, 1 the contraction; -1 a plain matmul */
+    LLVMValueRef mptr;  /* the mask when stored (a shared driver's); NULL: evaluated through cg_eval */
+    LLVMValueRef kidx;  /* contraction mask: the current K block's live k (i64), read by the packs; else NULL */
 } CgGemmOps;
 
 /* packs B[p0 .. p0+kc) x [n0 .. n0+ncur) into dst: panel j (nr columns)

@@ -25,6 +25,12 @@
  * O(M N K) flops.
  * Edge reads are clamped into the operand and replaced by zero with a
  * select (straight-line code, every load in bounds).
+ *
+ * Under a contraction mask (matmul_masked, dim 1) a block's rows k are not
+ * p0.. but the block's live k, listed by the loops in CgGemmOps.kidx: both
+ * packs gather them (row k of B, column k of A), so the micro-kernel sees
+ * only live k, in increasing order; the 8 x 8 transposing path, which reads
+ * 8 consecutive k, is then not taken.
  */
 #include "cg_gemm.h"
 
@@ -37,6 +43,14 @@ static LLVMValueRef op_flat(const CgGemmOps *o, LLVMValueRef rows, LLVMValueRef 
     LLVMValueRef in = trans ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, j, rows, ""), i, "")
                             : LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, i, cols, ""), j, "");
     return LLVMBuildNSWAdd(b, base, in, "");
+}
+
+/* the k of row kk of the block starting at p0: p0 + kk, or the kk-th live k
+ * of the block under a contraction mask */
+static LLVMValueRef k_of(const CgGemmOps *o, LLVMValueRef p0, LLVMValueRef kk) {
+    Cg *c = o->k->c;
+    if (!o->kidx) return LLVMBuildNSWAdd(c->b, p0, kk, "");
+    return LLVMBuildLoad2(c->b, c->i64, LLVMBuildGEP2(c->b, c->i64, o->kidx, &kk, 1, ""), "k");
 }
 
 /* flat index of A(m, k) / B(k, n) in the current batch */
@@ -83,7 +97,7 @@ static void pack_b_elems(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, 
         cols[j] = cg_smin(c, n, LLVMBuildNSWSub(b, o->N, cg_i64(c, 1), ""));
     }
     cg_for_begin(c, &kk, k_lo, kc, "bk");
-    LLVMValueRef kg = LLVMBuildNSWAdd(b, p0, kk.iv, "");
+    LLVMValueRef kg = k_of(o, p0, kk.iv);
     LLVMValueRef row = cg_gep(c, c->f32, pdst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, nr), ""));
     for (int v = 0; v < nr / vw; v++) {
         LLVMValueRef x = LLVMGetUndef(vt);
@@ -140,7 +154,7 @@ void cg_gemm_pack_b(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMV
     LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)vw);
     int stored = o->bptr != NULL;
     int direct = !o->tb && stored;
-    int tdirect = o->tb && stored && vw == 8;
+    int tdirect = o->tb && stored && vw == 8 && !o->kidx; /* 8 consecutive k */
     LLVMValueRef npan = cg_gemm_ceil_div(c, ncur, cg_i64(c, nr));
     LLVMValueRef nfull = direct || tdirect ? LLVMBuildSDiv(b, ncur, cg_i64(c, nr), "") : cg_i64(c, 0);
     CgFor jp, kk;
@@ -151,7 +165,7 @@ void cg_gemm_pack_b(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMV
         LLVMValueRef col = LLVMBuildNSWAdd(b, n0, LLVMBuildNSWMul(b, jp.iv, cg_i64(c, nr), ""), "");
         LLVMValueRef pdst = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, jp.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, nr), ""), ""));
         cg_for_begin(c, &kk, cg_i64(c, 0), kc, "bk");
-        LLVMValueRef src = cg_gep(c, c->f32, src0, b_flat(o, LLVMBuildNSWAdd(b, p0, kk.iv, ""), col));
+        LLVMValueRef src = cg_gep(c, c->f32, src0, b_flat(o, k_of(o, p0, kk.iv), col));
         LLVMValueRef row = cg_gep(c, c->f32, pdst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, nr), ""));
         for (int v = 0; v < nr / vw; v++) {
             LLVMValueRef x = cg_load(k, vt, cg_gep(c, c->f32, src, cg_i64(c, v * vw)), 0);
@@ -223,7 +237,7 @@ void cg_gemm_pack_a(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef r0, LLVMV
         LLVMValueRef row0 = LLVMBuildNSWAdd(b, r0, LLVMBuildNSWMul(b, ip.iv, cg_i64(c, mr), ""), "");
         LLVMValueRef pdst = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, ip.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, mr), ""), ""));
         cg_for_begin(c, &kk, cg_i64(c, 0), kc, "ak");
-        LLVMValueRef src = cg_gep(c, c->f32, src0, a_flat(o, row0, LLVMBuildNSWAdd(b, p0, kk.iv, "")));
+        LLVMValueRef src = cg_gep(c, c->f32, src0, a_flat(o, row0, k_of(o, p0, kk.iv)));
         LLVMValueRef x = cg_load(k, vt, src, 0);
         LLVMValueRef st = LLVMBuildStore(b, x, cg_gep(c, c->f32, pdst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, mr), "")));
         LLVMSetAlignment(st, 4);
@@ -241,7 +255,7 @@ void cg_gemm_pack_a(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef r0, LLVMV
         ms[i] = cg_smin(c, m, LLVMBuildNSWSub(b, o->M, cg_i64(c, 1), ""));
     }
     cg_for_begin(c, &kk, cg_i64(c, 0), kc, "ak");
-    LLVMValueRef kg = LLVMBuildNSWAdd(b, p0, kk.iv, "");
+    LLVMValueRef kg = k_of(o, p0, kk.iv);
     LLVMValueRef col = cg_gep(c, c->f32, pdst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, mr), ""));
     for (int i = 0; i < mr; i++) {
         LLVMValueRef e = operand_at(o, 0, a_flat(o, ms[i], kg), valid[i]);

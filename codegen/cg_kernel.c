@@ -27,6 +27,8 @@
  *    A[m,k] * B[k,n] for k = 0..K-1 in order: i-k-j when B is not transposed
  *    (inner loop contiguous over n), a dot product over k per (m, n) when it
  *    is. Both give every element the same sequence of operations.
+ *    matmul_masked: a dead row (mask <= 0) is stored as zeros, a dead k is
+ *    skipped (its terms are never added).
  *  - epilogue kernel (an elementwise root with a matmul member, fuse.c):
  *    the matmul's loops as above, writing into the root's output, and the
  *    root evaluated over each finished tile (GEMM) or row (plain loop) with
@@ -198,6 +200,29 @@ static void emit_reduce(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
 }
 
 /* ---- matmul ------------------------------------------------------------- */
+/* i1: element i of mask node id is > 0 (a live row or k of a matmul_masked) */
+static LLVMValueRef mask_live(CgKern *k, int32_t id, LLVMValueRef i) {
+    Cg *c = k->c;
+    CgIndex ix = {.flat = i};
+    LLVMValueRef v = cg_eval(k, id, &ix);
+    return LLVMBuildFCmp(c->b, LLVMRealOGT, v, cg_const(c, (IrDType)ir_node(k->g, id)->dtype, 0.0), "live");
+}
+
+/* opens `if (mask[i] > 0) {`; if_end(c, *join) closes it */
+static void if_live(CgKern *k, int32_t id, LLVMValueRef i, LLVMBasicBlockRef *join) {
+    Cg *c = k->c;
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(c->ctx, fn, "livek");
+    *join = LLVMAppendBasicBlockInContext(c->ctx, fn, "nextk");
+    LLVMBuildCondBr(c->b, mask_live(k, id, i), then, *join);
+    LLVMPositionBuilderAtEnd(c->b, then);
+}
+
+static void if_end(Cg *c, LLVMBasicBlockRef join) {
+    LLVMBuildBr(c->b, join);
+    LLVMPositionBuilderAtEnd(c->b, join);
+}
+
 static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi) {
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
@@ -208,11 +233,22 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
     int r = n->ndim, ta = (int)n->attr[0], tb = (int)n->attr[1];
     int64_t M = n->shape[r - 2], N = n->shape[r - 1], K = ta ? A->shape[r - 2] : A->shape[r - 1];
     LLVMValueRef Mc = cg_i64(c, M), Nc = cg_i64(c, N), Kc = cg_i64(c, K);
+    int mask_dim = n->op == OP_MATMUL_MASKED ? (int)n->attr[2] : -1;
     CgFor w, kk, j;
     cg_for_begin(c, &w, begin, end, "w");
     LLVMValueRef bat = LLVMBuildUDiv(b, w.iv, Mc, "");
     LLVMValueRef m = LLVMBuildURem(b, w.iv, Mc, "");
     LLVMValueRef orow = LLVMBuildNSWMul(b, w.iv, Nc, "");
+    LLVMBasicBlockRef deadrow = NULL, rowdone = NULL;
+    if (mask_dim == 0) { /* a dead row (mask <= 0) is zeros */
+        LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(b));
+        LLVMBasicBlockRef live = LLVMAppendBasicBlockInContext(c->ctx, fn, "liverow");
+        deadrow = LLVMAppendBasicBlockInContext(c->ctx, fn, "deadrow");
+        rowdone = LLVMAppendBasicBlockInContext(c->ctx, fn, "rowdone");
+        LLVMBuildCondBr(b, mask_live(k, n->in[2], m), live, deadrow);
+        LLVMPositionBuilderAtEnd(b, live);
+    }
+    LLVMBasicBlockRef kjoin = NULL;
     /* A(m, k) and B(k, n) as flat positions */
 #define A_AT(kv) (ta ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, bat, Kc, ""), (kv), ""), Mc, ""), m, "") \
                      : LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, w.iv, Kc, ""), (kv), ""))
@@ -223,6 +259,7 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         cg_store(k, cg_const(c, t, 0.0), out_elem(k, ty, LLVMBuildNSWAdd(b, orow, j.iv, "")));
         cg_for_end(c, &j);
         cg_for_begin(c, &kk, cg_i64(c, 0), Kc, "k");
+        if (mask_dim == 1) if_live(k, n->in[2], kk.iv, &kjoin); /* a dead k adds nothing */
         CgIndex ia = {.flat = A_AT(kk.iv)};
         LLVMValueRef av = cg_eval(k, n->in[0], &ia);
         cg_for_begin(c, &j, cg_i64(c, 0), Nc, "n");
@@ -235,12 +272,14 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         cg_fmf(sum);
         cg_store(k, sum, q);
         cg_for_end(c, &j);
+        if (kjoin) if_end(c, kjoin);
         cg_for_end(c, &kk);
     } else {
         LLVMValueRef slot = entry_alloca(k, ty);
         cg_for_begin(c, &j, cg_i64(c, 0), Nc, "n");
         LLVMBuildStore(b, cg_const(c, t, 0.0), slot);
         cg_for_begin(c, &kk, cg_i64(c, 0), Kc, "k");
+        if (mask_dim == 1) if_live(k, n->in[2], kk.iv, &kjoin);
         CgIndex ia = {.flat = A_AT(kk.iv)};
         CgIndex ib = {.flat = B_AT(kk.iv, j.iv)};
         LLVMValueRef prod = LLVMBuildFMul(b, cg_eval(k, n->in[0], &ia), cg_eval(k, n->in[1], &ib), "");
@@ -248,6 +287,7 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         LLVMValueRef sum = LLVMBuildFAdd(b, LLVMBuildLoad2(b, ty, slot, ""), prod, "");
         cg_fmf(sum);
         LLVMBuildStore(b, sum, slot);
+        if (kjoin) if_end(c, kjoin);
         cg_for_end(c, &kk);
         cg_store(k, LLVMBuildLoad2(b, ty, slot, ""), out_elem(k, ty, LLVMBuildNSWAdd(b, orow, j.iv, "")));
         cg_for_end(c, &j);
@@ -261,14 +301,23 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         cg_store(k, epi->fn(k, epi->ctx, cg_load(k, ty, q, 1), flat), q);
         cg_for_end(c, &j);
     }
+    if (deadrow) {
+        LLVMBuildBr(b, rowdone);
+        LLVMPositionBuilderAtEnd(b, deadrow);
+        cg_for_begin(c, &j, cg_i64(c, 0), Nc, "z");
+        cg_store(k, cg_const(c, t, 0.0), out_elem(k, ty, LLVMBuildNSWAdd(b, orow, j.iv, "")));
+        cg_for_end(c, &j);
+        LLVMBuildBr(b, rowdone);
+        LLVMPositionBuilderAtEnd(b, rowdone);
+    }
     cg_for_end(c, &w);
 }
 
 int32_t cg_kernel_matmul(const IrGraph *g, int32_t root, const uint8_t *member) {
     const IrNode *n = ir_node(g, root);
-    if (n->op == OP_MATMUL) return root;
+    if (ir_op_is_matmul(n->op)) return root;
     for (int i = 0; i < ir_op_info[n->op].nin; i++)
-        if (member[n->in[i]] && ir_node(g, n->in[i])->op == OP_MATMUL) return n->in[i];
+        if (member[n->in[i]] && ir_op_is_matmul(ir_node(g, n->in[i])->op)) return n->in[i];
     return -1;
 }
 
@@ -380,7 +429,7 @@ static void kernel_cost(const IrGraph *g, int32_t root, int64_t inline_flops, in
         *work = ir_numel(n);
         *flops = ir_numel(x);
         break;
-    case OP_MATMUL: {
+    case OP_MATMUL: case OP_MATMUL_MASKED: { /* masked: the dense count, an upper bound */
         int r = n->ndim;
         int64_t K = n->attr[0] ? x->shape[r - 2] : x->shape[r - 1];
         *work = ir_numel(n) / n->shape[r - 1];

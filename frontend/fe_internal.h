@@ -92,6 +92,7 @@ typedef struct Gb {
     int64_t vchunk;     /* vocabulary columns per head chunk; 0: the whole head at once */
     int64_t ablock;     /* query rows per attention block; 0: the whole sequence at once */
     int remat_act;      /* the backward recomputes rmsnorm outputs and SiLU from their inputs */
+    int mask_head;      /* the head's matmuls skip the rows whose loss_mask is 0 (matmul_masked) */
 } Gb;
 
 /* The module builders of model_graph.c, stamped with the current location:

@@ -168,6 +168,9 @@ typedef struct BuildOptions {
     int remat_activations; /* flag each rmsnorm's normalised x and each MLP's sigmoid IR_F_REMAT: the
                               backward recomputes them (and what is elementwise on them) from the
                               values it keeps anyway, instead of keeping them */
+    int dense_head;      /* compute the head's logits for every row; by default (0) the head's
+                            matmuls are matmul_masked on loss_mask, so rows outside the loss (the
+                            prompt) cost no head work in the forward or the backward */
 } BuildOptions;
 
 /* The chunk sizes `dpoc compile` picks when not told (docs/passes.md

@@ -38,6 +38,15 @@
  * iota and rounded once to the working dtype (the IR has no pow; doing it
  * in f32 would cost ~T*2^-24 rad of angle error for long sequences).
  *
+ * Masked head (default; BuildOptions.dense_head turns it off): the head's
+ * logits are matmul_masked x W^T on the loss mask's rows, so a row outside
+ * the loss (a prompt position) costs no head matmul in the forward, its
+ * recomputation or the backward (whose dX is row-masked and dW skips those
+ * rows as contraction terms). Its logits are 0; everything downstream is
+ * finite on them and reaches the outputs only through a product with the
+ * mask, so logps, logits_sum and the gradients are those of the dense head.
+ * Off when the logits are themselves an output.
+ *
  * The online reference runs the same forward over frozen `ref:` params and
  * stop_grads its log-probs. Every op is stamped with its module's YAML
  * position.
@@ -262,6 +271,15 @@ static int32_t masked_seq_sum(Gb *b, int32_t tl, int32_t mask) {
     return ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, masked, 1), 1, ss);
 }
 
+/* x W^T for the head: x [N, H], w [n, H]; with mask_head a matmul_masked
+ * on the loss mask's rows, whose dead rows are 0 (nothing downstream reads
+ * them but through a product with the mask) */
+static int32_t head_matmul(Gb *b, int32_t x, int32_t w, int32_t mask) {
+    if (!b->mask_head) return ir_matmul(b->g, x, w, 0, 1);
+    int64_t sn[1] = {b->N};
+    return ir_matmul_masked(b->g, x, w, 0, 1, ir_reshape(b->g, mask, 1, sn), 0);
+}
+
 /* The chunked head (see the header): hidden x [N, H], head weight w [V, H]
  * -> summed log-probs [S]; *rows = the logits' row sums [N, 1]. */
 static int32_t seq_logps_chunked(Gb *b, int32_t x, int32_t w, int32_t targets, int32_t mask, int32_t *rows) {
@@ -274,7 +292,7 @@ static int32_t seq_logps_chunked(Gb *b, int32_t x, int32_t w, int32_t targets, i
     int nc = 0;
     for (int64_t v0 = 0; v0 < V; v0 += b->vchunk, nc++) {
         int64_t v1 = v0 + b->vchunk < V ? v0 + b->vchunk : V, cs[2] = {N, v1 - v0};
-        int32_t sc = remat(g, ir_matmul(g, x, remat(g, ir_slice(g, w, 0, v0, v1)), 0, 1)); /* [N, n] */
+        int32_t sc = remat(g, head_matmul(b, x, remat(g, ir_slice(g, w, 0, v0, v1)), mask)); /* [N, n] */
         mc[nc] = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, sc, 1));
         ec[nc] = ir_reduce(g, OP_REDUCE_SUM, ir_unary(g, OP_EXP, ir_sub(g, sc, ir_bcast_to(g, mc[nc], sc))), 1);
         M = M < 0 ? mc[nc] : ir_binary(g, OP_MAX, M, mc[nc]);
@@ -319,7 +337,7 @@ static int32_t model_logps(Gb *b, int32_t tokens, int32_t targets, int32_t mask,
         return seq_logps_chunked(b, x, w, targets, mask, rows);
     }
     loc(b, b->cfg->lm_head.loc);
-    *logits = ir_matmul(b->g, x, w, 0, 1);
+    *logits = head_matmul(b, x, w, mask);
     *rows = ir_reduce(b->g, OP_REDUCE_SUM, *logits, 1);
     return seq_logps(b, *logits, targets, mask);
 }
@@ -342,8 +360,8 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
     }
     Gb b = {cfg, g, dt, 2 * cfg->pairs, cfg->seq_len, 2 * cfg->pairs * cfg->seq_len, cfg->hidden_size, cfg->vocab_size,
             "", IR_PARAM_TRAINABLE, opt ? opt->vocab_chunk : 0, opt ? opt->attn_block : 0,
-            opt ? opt->remat_activations : 0};
-    if (kind == BUILD_LOGPS && opt && opt->expose_logits) b.vchunk = 0; /* the logits are an output */
+            opt ? opt->remat_activations : 0, !(opt && opt->dense_head)};
+    if (kind == BUILD_LOGPS && opt && opt->expose_logits) b.vchunk = 0, b.mask_head = 0; /* the logits are an output */
     if (b.vchunk > 0 && b.vchunk < b.V && (b.V > (1 << 24) || (b.V + b.vchunk - 1) / b.vchunk > 64)) {
         snprintf(err, errlen, "%s: a vocabulary of %lld in chunks of %lld: at most 64 chunks (and 2^24 columns)",
                  cfg->path ? cfg->path : "model", (long long)b.V, (long long)b.vchunk);

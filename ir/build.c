@@ -191,6 +191,17 @@ static int32_t add2a(IrGraph *g, IrOp op, int32_t a, int32_t b, int64_t x, int64
 }
 
 int32_t ir_matmul(IrGraph *g, int32_t a, int32_t b, int ta, int tb) { return add2a(g, OP_MATMUL, a, b, ta, tb); }
+int32_t ir_matmul_masked(IrGraph *g, int32_t a, int32_t b, int ta, int tb, int32_t mask, int dim) {
+    IrNode n;
+    ir_node_proto(&n, OP_MATMUL_MASKED);
+    n.in[0] = a;
+    n.in[1] = b;
+    n.in[2] = mask;
+    n.attr[0] = ta;
+    n.attr[1] = tb;
+    n.attr[2] = dim;
+    return ir_add_node(g, &n);
+}
 int32_t ir_gather_rows(IrGraph *g, int32_t table, int32_t ids) { return add2a(g, OP_GATHER_ROWS, table, ids, 0, 0); }
 int32_t ir_scatter_add_rows(IrGraph *g, int32_t grad, int32_t ids, int64_t rows) {
     return add2a(g, OP_SCATTER_ADD_ROWS, grad, ids, rows, 0);

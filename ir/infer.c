@@ -186,7 +186,7 @@ static int infer_rule(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         n->shape[n->attr[0]] = 1;
         return 0;
 
-    case OP_MATMUL: {
+    case OP_MATMUL: case OP_MATMUL_MASKED: {
         if (a->ndim < 2 || a->ndim != b->ndim) return fail(err, errlen, "matmul needs operands of one rank >= 2, got %d and %d", a->ndim, b->ndim);
         if (a->dtype != b->dtype || !ir_dtype_is_float((IrDType)a->dtype)) return fail(err, errlen, "matmul needs float operands of one dtype");
         if ((n->attr[0] | n->attr[1]) & ~1LL) return fail(err, errlen, "ta and tb must be 0 or 1");
@@ -206,6 +206,17 @@ static int infer_rule(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
             shape_str(b, sb, sizeof sb);
             return fail(err, errlen, "contracted dims differ: %s (ta=%lld) vs %s (tb=%lld)", sa, (long long)n->attr[0], sb,
                         (long long)n->attr[1]);
+        }
+        if (n->op == OP_MATMUL_MASKED) {
+            const IrNode *mk = c;
+            if (r != 2) return fail(err, errlen, "matmul_masked needs rank-2 operands, got rank %d", r);
+            if (n->attr[2] != 0 && n->attr[2] != 1) return fail(err, errlen, "dim must be 0 (rows) or 1 (contraction)");
+            int64_t want = n->attr[2] == 0 ? m : ka;
+            if (mk->ndim != 1 || mk->shape[0] != want || mk->dtype != a->dtype) {
+                shape_str(mk, sa, sizeof sa);
+                return fail(err, errlen, "the mask must be [%lld] of the operands' dtype (the %s), got %s",
+                            (long long)want, n->attr[2] == 0 ? "rows of the result" : "contraction", sa);
+            }
         }
         copy_type(n, a);
         n->shape[r - 2] = m;

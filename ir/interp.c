@@ -178,12 +178,15 @@ static int eval_node(const IrGraph *g, int32_t id, double *const *vals, double *
         }
         return 0;
     }
-    case OP_MATMUL: {
+    case OP_MATMUL: case OP_MATMUL_MASKED: {
         int r = na->ndim;
         int ta = (int)n->attr[0], tb = (int)n->attr[1];
         int64_t M = n->shape[r - 2], N = n->shape[r - 1];
         int64_t K = ta ? na->shape[r - 2] : na->shape[r - 1];
         int64_t batch = numel / (M * N);
+        /* a masked matmul: rows (dim 0) or contraction terms (dim 1) whose mask is <= 0 drop out */
+        const double *rowmask = NULL, *kmask = NULL;
+        if (n->op == OP_MATMUL_MASKED) *(n->attr[2] == 0 ? &rowmask : &kmask) = vals[n->in[2]];
         /* element strides of op(A)[m,k] and op(B)[k,j] */
         int64_t sam = ta ? 1 : K, sak = ta ? M : 1, sbk = tb ? 1 : N, sbj = tb ? K : 1;
         for (int64_t bi = 0; bi < batch; bi++) {
@@ -191,7 +194,8 @@ static int eval_node(const IrGraph *g, int32_t id, double *const *vals, double *
             for (int64_t m = 0; m < M; m++)
                 for (int64_t j = 0; j < N; j++) {
                     double s = 0;
-                    for (int64_t k = 0; k < K; k++) s += A[m * sam + k * sak] * B[k * sbk + j * sbj];
+                    for (int64_t k = 0; k < K && !(rowmask && !(rowmask[m] > 0)); k++)
+                        if (!kmask || kmask[k] > 0) s += A[m * sam + k * sak] * B[k * sbk + j * sbj];
                     out[bi * M * N + m * N + j] = s;
                 }
         }

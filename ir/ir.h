@@ -179,6 +179,12 @@ int32_t ir_pad(IrGraph *g, int32_t a, int axis, int64_t lo, int64_t hi);
 int32_t ir_concat(IrGraph *g, int32_t a, int32_t b, int axis);
 int32_t ir_reduce(IrGraph *g, IrOp op, int32_t a, int axis);
 int32_t ir_matmul(IrGraph *g, int32_t a, int32_t b, int ta, int tb);
+/* matmul of rank-2 operands with a row mask (dim 0: result rows whose mask
+ * is <= 0 are zero) or a contraction mask (dim 1: the k whose mask is <= 0
+ * are skipped); mask [M] or [K], the operands' dtype */
+int32_t ir_matmul_masked(IrGraph *g, int32_t a, int32_t b, int ta, int tb, int32_t mask, int dim);
+/* matmul or matmul_masked */
+static inline int ir_op_is_matmul(int op) { return op == OP_MATMUL || op == OP_MATMUL_MASKED; }
 int32_t ir_gather_rows(IrGraph *g, int32_t table, int32_t ids);
 int32_t ir_scatter_add_rows(IrGraph *g, int32_t grad, int32_t ids, int64_t rows);
 int32_t ir_pick(IrGraph *g, int32_t x, int32_t idx);

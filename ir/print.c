@@ -36,6 +36,7 @@ int ir_text_attrs(IrOp op, const char *names[IR_MAX_ATTR]) {
     case OP_PAD: names[0] = "axis"; names[1] = "lo"; names[2] = "hi"; return 3;
     case OP_PERMUTE: names[0] = "perm"; return 1;
     case OP_MATMUL: names[0] = "ta"; names[1] = "tb"; return 2;
+    case OP_MATMUL_MASKED: names[0] = "ta"; names[1] = "tb"; names[2] = "dim"; return 3;
     case OP_SCATTER_ADD_ROWS: names[0] = "rows"; return 1;
     case OP_UNPICK: names[0] = "n"; return 1;
     case OP_ALL_REDUCE: case OP_AXIS_INDEX: names[0] = "axis"; return 1;

@@ -143,6 +143,55 @@ static int rule_matmul(Ad *a, const NodeView *v, int32_t dy) {
     return 0;
 }
 
+/* x [rows, cols] with the rows (along 0) or columns (along 1) whose mask is
+ * <= 0 set to zero: select(0 < mask, x, 0), the mask broadcast */
+static int32_t keep_live(Ad *a, int32_t x, int32_t mask, int along) {
+    IrGraph *g = a->g;
+    const IrNode *n = ir_node(g, x);
+    int64_t shape[2] = {n->shape[0], n->shape[1]}, ms[2] = {1, 1};
+    ms[along] = shape[along];
+    int32_t mb = ir_broadcast(g, ir_reshape(g, mask, 2, ms), 2, shape);
+    int32_t zero = zeros_like(a, x);
+    return ir_select(g, ir_binary(g, OP_CMP_LT, zero, mb), x, zero);
+}
+
+/* gradient of a masked matmul (ir.h): with a row mask, dA is the same
+ * masked matmul of dy (ta = 0; dy's dead rows dropped otherwise) and dB a
+ * contraction-masked one; with a contraction mask the plain gradients lose
+ * the dead k (a select). The mask gets no gradient. */
+static int rule_matmul_masked(Ad *a, const NodeView *v, int32_t dy) {
+    IrGraph *g = a->g;
+    int32_t A = val(a, v->in[0]), B = val(a, v->in[1]), mask = val(a, v->in[2]);
+    if (A < 0 || B < 0 || mask < 0) return -1;
+    int ta = (int)v->attr[0], tb = (int)v->attr[1];
+    if (v->attr[2] == 0) {
+        if (in_rg(a, v->in[0])) {
+            int32_t dA;
+            if (!ta) dA = ir_matmul_masked(g, dy, B, 0, !tb, mask, 0);
+            else {
+                int32_t dyl = keep_live(a, dy, mask, 0);
+                dA = tb ? ir_matmul(g, B, dyl, 1, 1) : ir_matmul(g, B, dyl, 0, 1);
+            }
+            if (grad_acc(a, v->in[0], dA) < 0) return -1;
+        }
+        if (in_rg(a, v->in[1])) {
+            int32_t dB = !tb ? ir_matmul_masked(g, A, dy, !ta, 0, mask, 1) : ir_matmul_masked(g, dy, A, 1, ta, mask, 1);
+            if (grad_acc(a, v->in[1], dB) < 0) return -1;
+        }
+        return 0;
+    }
+    if (in_rg(a, v->in[0])) {
+        int32_t dA = !ta ? ir_matmul(g, dy, B, 0, !tb) : (tb ? ir_matmul(g, B, dy, 1, 1) : ir_matmul(g, B, dy, 0, 1));
+        if (grad_acc(a, v->in[0], keep_live(a, dA, mask, ta ? 0 : 1)) < 0) return -1;
+    }
+    if (in_rg(a, v->in[1])) {
+        int32_t dB = !tb ? (ta ? ir_matmul(g, A, dy, 0, 0) : ir_matmul(g, A, dy, 1, 0))
+                         : (ta ? ir_matmul(g, dy, A, 1, 1) : ir_matmul(g, dy, A, 1, 0));
+        if (grad_acc(a, v->in[1], keep_live(a, dB, mask, tb ? 1 : 0)) < 0) return -1;
+    }
+    return 0;
+}
+
 /* Applies the gradient rule of node id (output gradient dy). 0 ok, -1 error
  * (builder failure: message in g->err), -2 no rule for this op. */
 static int rule_apply(Ad *a, int32_t id, int32_t dy) {
@@ -282,6 +331,8 @@ static int rule_apply(Ad *a, int32_t id, int32_t dy) {
     }
     case OP_MATMUL:
         return rule_matmul(a, &v, dy);
+    case OP_MATMUL_MASKED:
+        return rule_matmul_masked(a, &v, dy);
     /* indexing */
     case OP_GATHER_ROWS: /* table[V,H], ids */
         return grad_acc(a, x, ir_scatter_add_rows(g, dy, Y, ir_node(g, x)->shape[0]));

@@ -579,11 +579,21 @@ static int32_t rule_matmul(St *s, const IrNode *n, Sh *out) {
     if (tA.ax[ak] >= 0) t.partial |= (uint8_t)(1u << tA.ax[ak]);
     if (check_axes(s, &t, r)) return -1;
     IrNode p;
-    ir_node_proto(&p, OP_MATMUL);
+    ir_node_proto(&p, (IrOp)n->op);
     p.in[0] = xa;
     p.in[1] = xb;
     p.attr[0] = ta;
     p.attr[1] = tb;
+    if (n->op == OP_MATMUL_MASKED) { /* the mask follows the dim it masks: A's rows or the contraction */
+        int md = n->attr[2] == 0 ? am : ak;
+        Sh wm, hm;
+        sh_none(&wm);
+        wm.ax[0] = tA.ax[md];
+        wm.k[0] = tA.k[md];
+        p.in[2] = conform(s, n->in[2], &wm, &hm, 0);
+        p.attr[2] = n->attr[2];
+        if (p.in[2] < 0) return -1;
+    }
     *out = t;
     return put(s, &p, out);
 }
@@ -773,7 +783,7 @@ static int32_t emit(St *s, int32_t old, const Sh *want, Sh *out) {
     case OP_REDUCE_SUM: case OP_REDUCE_MAX:
         id = rule_reduce(s, n, want, out);
         break;
-    case OP_MATMUL:
+    case OP_MATMUL: case OP_MATMUL_MASKED:
         id = want ? sfail(s, "no rule to split a matmul result differently") : rule_matmul(s, n, out);
         break;
     case OP_GATHER_ROWS: case OP_SCATTER_ADD_ROWS: case OP_PICK: case OP_UNPICK:

@@ -313,7 +313,7 @@ static int64_t mark_needed(const IrGraph *g, const int32_t *nodes, int nargs, un
     while (sp > 0) {
         const IrNode *n = ir_node(g, stack[--sp]);
         L++;
-        if (n->op == OP_MATMUL) {
+        if (ir_op_is_matmul(n->op)) {
             const IrNode *x = ir_node(g, n->in[0]);
             L += n->attr[0] ? x->shape[x->ndim - 2] : x->shape[x->ndim - 1];
         } else if (n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_MAX) {

@@ -39,6 +39,7 @@ typedef struct CompileArgs {
     const char *vocab_chunk_s, *attn_block_s; /* --vocab-chunk N, --attn-block N (0: off; default: auto) */
     int64_t vocab_chunk, attn_block;
     int no_remat; /* --no-remat: keep the norm and SiLU activations for the backward */
+    int dense_head; /* --dense-head: head logits for every row, not only the loss-masked ones */
 } CompileArgs;
 
 enum { NGRAPHS = 4 };
@@ -59,7 +60,7 @@ static int parse_whole(const char *cmd, const char *opt, const char *v, int lo, 
 
 static int parse_args(const char *cmd, const char *synopsis, int argc, char **argv, CompileArgs *a, int need_out) {
     memset(a, 0, sizeof *a);
-    /* the first nine options are shared with `dpoc ir`; the rest are compile's */
+    /* the first ten options are shared with `dpoc ir`; the rest are compile's */
     DpocOpt opts[] = {
         {"print-after", 0, OPT_STRING, &a->print_after, NULL, 0, "print the IR after PASS (or 'all') to stderr"},
         {"dump-dir", 0, OPT_STRING, &a->dump_dir, NULL, 0, "write NN.<graph>.after_<pass>.ir files into DIR"},
@@ -70,6 +71,7 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"vocab-chunk", 0, OPT_STRING, &a->vocab_chunk_s, NULL, 0, "head log-softmax in chunks of N vocabulary columns, recomputed by the backward (0: whole; default: auto)"},
         {"no-remat", 0, OPT_FLAG, NULL, &a->no_remat, 0, "keep rmsnorm and SiLU activations instead of recomputing them in the backward"},
         {"attn-block", 0, OPT_STRING, &a->attn_block_s, NULL, 0, "attention in blocks of N query rows, recomputed by the backward (0: whole; default: auto)"},
+        {"dense-head", 0, OPT_FLAG, NULL, &a->dense_head, 0, "compute the head for every position, not only where loss_mask is 1"},
         {"output", 'o', OPT_STRING, &a->out, NULL, 0, "write the step.so here"},
         {"emit-llvm", 0, OPT_STRING, &a->emit_llvm, NULL, 0, "write the LLVM IR (before optimisation) to FILE"},
         {"target-cpu", 0, OPT_STRING, &a->target_cpu, NULL, 0, "LLVM CPU name (default: this machine's)"},
@@ -81,7 +83,7 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"bucket-mb", 0, OPT_STRING, &a->bucket_mb_s, NULL, 0, "mesh: MiB per merged dp gradient all-reduce (default 16)"},
         {"plan-only", 0, OPT_FLAG, NULL, &a->plan_only, 0, "print the memory plan and stop before code generation (no -o)"},
     };
-    int nopts = need_out ? (int)(sizeof opts / sizeof opts[0]) : 9;
+    int nopts = need_out ? (int)(sizeof opts / sizeof opts[0]) : 10;
     const char *pos[1];
     int n = dpoc_opts_parse(cmd, synopsis, opts, nopts, argc, argv, pos, 1);
     if (n == -2) return 1;
@@ -147,7 +149,7 @@ static int build_one(const ModelCfg *cfg, int which, const CompileArgs *a, PassC
     const char *prefix = graph_names[which];
     char err[1024];
     BuildOptions bo = {.dtype = DT_F32, .expose_logits = a->expose_logits, .vocab_chunk = a->vocab_chunk,
-                       .attn_block = a->attn_block, .remat_activations = !a->no_remat};
+                       .attn_block = a->attn_block, .remat_activations = !a->no_remat, .dense_head = a->dense_head};
     GenBuildOptions go = {prefix, which == 3 ? 1 : a->prefill_chunk, a->max_context, DT_F32};
     ir_init(g);
     if ((which < 2 ? model_build_graph(cfg, kind, &bo, g, err, sizeof err)

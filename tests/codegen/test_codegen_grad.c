@@ -353,6 +353,20 @@ static void matmul_group(void) {
     case_begin(&G, OP_MATMUL);
     int32_t x = param(&G, "x", 2, S34, -1, 1);
     case_end(&G, ir_matmul(&G.g, x, x, 1, 0), "matmul(x, x, 1, 0)");
+    /* masked: dead rows (dim 0) or dead k (dim 1) must get no gradient
+     * through the dropped terms; values <= 0 are dead */
+    static const double rowmask[3] = {1, 0, 0.5}, kmask[4] = {0, 1, -1, 2};
+    for (int dim = 0; dim < 2; dim++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int64_t sa[2] = {ta ? K : M, ta ? M : K}, sb[2] = {tb ? Nn : K, tb ? K : Nn}, sm[1] = {dim ? K : M};
+                case_begin(&G, OP_MATMUL_MASKED);
+                int32_t a = param(&G, "a", 2, sa, -1, 1);
+                int32_t b = param(&G, "b", 2, sb, -1, 1);
+                int32_t m = input(&G, "mask", DT_F64, 1, sm, dim ? kmask : rowmask);
+                snprintf(label, sizeof label, "matmul_masked dim=%d ta=%d tb=%d", dim, ta, tb);
+                case_end(&G, ir_matmul_masked(&G.g, a, b, ta, tb, m, dim), label);
+            }
     group_run(&G);
     group_end(&G);
 }

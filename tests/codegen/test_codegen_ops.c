@@ -602,6 +602,63 @@ static void group_matmul(IrDType t) {
     case_end(&c);
 }
 
+/* mask pattern p over n positions: 0 every other block of 7 dead, 1 the
+ * first 260 dead (a whole K block of 256, the first micro-panels), 2 all
+ * dead, 3 none dead, 4 an iota (only position 0 dead: the mask is not
+ * stored, the loops evaluate it); dead values are 0 or negative, live ones
+ * positive */
+static double mask_value(int p, int64_t i) {
+    if (p == 4) return (double)i;
+    int dead = p == 0 ? (i / 7) % 2 == 0 : p == 1 ? i < 260 : p == 2;
+    if (dead) return i % 3 == 0 ? -0.5 : 0.0;
+    return i % 2 ? 1.0 : 0.25;
+}
+
+/* matmul_masked against a double loop that drops the dead rows / k: shapes
+ * with two M blocks, two K blocks, edge micro-tiles, all four (ta, tb) */
+static void group_matmul_masked(IrDType t) {
+    char label[64], name[48];
+    snprintf(label, sizeof label, "matmul_masked %s", dt_name(t));
+    Case c;
+    case_begin(&c, label, 70 + (uint64_t)t);
+    const int64_t M = 100, K = 300, Nn = 37;
+    double u = t == DT_F32 ? FLT_EPSILON / 2 : DBL_EPSILON / 2;
+    for (int dim = 0; dim < 2; dim++)
+        for (int p = 0; p < 5; p++)
+            for (int tt = 0; tt < 4; tt++) {
+                int ta = tt >> 1, tb = tt & 1;
+                if (p != 0 && tt != (dim ? 2 : 1)) continue; /* the other patterns on the shapes the head uses */
+                int64_t sa[2] = {ta ? K : M, ta ? M : K}, sb[2] = {tb ? Nn : K, tb ? K : Nn}, sm[1] = {dim ? K : M};
+                snprintf(name, sizeof name, "xa%d%d%d", dim, p, tt);
+                int32_t a = leaf_in(&c, name, t, 2, sa, -2, 2);
+                snprintf(name, sizeof name, "xb%d%d%d", dim, p, tt);
+                int32_t b = leaf_in(&c, name, t, 2, sb, -2, 2);
+                snprintf(name, sizeof name, "xm%d%d%d", dim, p, tt);
+                int32_t m = leaf_in(&c, name, t, 1, sm, 0, 1);
+                double *mv = vals(&c, m);
+                for (int64_t i = 0; i < sm[0]; i++) mv[i] = mask_value(p, i);
+                if (p == 4) m = ir_iota(&c.g, 0, t, 1, sm);
+                double *ref = alloc_d(M * Nn), *bound = alloc_d(M * Nn);
+                const double *av = vals(&c, a), *bv = vals(&c, b);
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < Nn; j++) {
+                        double sum = 0, sabs = 0;
+                        for (int64_t k = 0; k < K; k++) {
+                            if (!((dim ? mv[k] : mv[i]) > 0)) continue;
+                            double x = av[ta ? k * M + i : i * K + k], y = bv[tb ? j * K + k : k * Nn + j];
+                            sum += x * y;
+                            sabs += fabs(x * y);
+                        }
+                        ref[i * Nn + j] = sum;
+                        bound[i * Nn + j] = (double)(K + 2) * u * sabs;
+                    }
+                snprintf(name, sizeof name, "mm_masked_d%d_p%d_ta%d_tb%d", dim, p, ta, tb);
+                expect(&c, name, ir_matmul_masked(&c.g, a, b, ta, tb, m, dim), ref, bound);
+            }
+    run_case(&c);
+    case_end(&c);
+}
+
 static void group_index(IrDType t) {
     char label[64];
     snprintf(label, sizeof label, "indexing %s", dt_name(t));
@@ -869,6 +926,7 @@ int main(int argc, char **argv) {
         if (!only || !strcmp(only, "movement")) group_movement(fts[i]);
         if (!only || !strcmp(only, "reduce")) group_reduce(fts[i]);
         if (!only || !strcmp(only, "matmul")) group_matmul(fts[i]);
+        if (!only || !strcmp(only, "matmul")) group_matmul_masked(fts[i]);
         if (!only || !strcmp(only, "index")) group_index(fts[i]);
     }
     if (!only || !strcmp(only, "binary")) group_binary(DT_I32);

@@ -13,6 +13,13 @@
  * (tcg_chunked, three seeds) and must give the serial run's bytes. The
  * kernel counts and arena peaks of both are printed, and fusion must have
  * removed kernels and not grown the arena.
+ *
+ * A third build, fused with a dense head (BuildOptions.dense_head), checks
+ * the masked head (matmul_masked on loss_mask, the default): every output
+ * and gradient element must compare equal to the dense head's (as floats:
+ * a product with a dead row's zero may be +0 in one and -0 in the other).
+ * The loss mask leaves out the first half of every row (tiny: 8 rows, more
+ * than a micro-panel) and single positions, never a whole row.
  */
 #include "tests/codegen/tcg.h"
 
@@ -36,7 +43,8 @@ static void fill(DpocStep *s, int64_t vocab) {
             uint64_t r = mix(h + (uint64_t)k);
             double u = (double)(r >> 11) / 9007199254740992.0;
             if (t->dtype == DPOC_DT_I32) v[k] = (double)(r % (uint64_t)vocab);
-            else if (strstr(t->name, "mask")) v[k] = k % 5 >= 2;
+            else if (strstr(t->name, "mask")) /* the first half of a row out (a prompt), and single positions */
+                v[k] = k % t->shape[t->ndim - 1] >= t->shape[t->ndim - 1] / 2 && k % 7 != 3;
             else if (strstr(t->name, "ref_logps")) v[k] = -20.0 - 10.0 * u;
             else v[k] = (u - 0.5) * 0.5;
         }
@@ -45,10 +53,10 @@ static void fill(DpocStep *s, int64_t vocab) {
     }
 }
 
-static int build(const ModelCfg *cfg, int fused, IrGraph g[2]) {
+static int build(const ModelCfg *cfg, int fused, int dense_head, IrGraph g[2]) {
     char err[1024];
     for (int i = 0; i < 2; i++) {
-        BuildOptions bo = {.dtype = DT_F32};
+        BuildOptions bo = {.dtype = DT_F32, .dense_head = dense_head};
         PassCtx pc;
         memset(&pc, 0, sizeof pc);
         pc.log = stderr;
@@ -103,16 +111,16 @@ static void check_model(const char *path) {
         CHECK_MSG(0, "%s", err);
         return;
     }
-    IrGraph g[2][2];
-    DpocStep s[2];
-    int ok[2] = {0, 0}, opened[2] = {0, 0}, nk[2] = {0, 0};
-    int64_t arena[2] = {0, 0};
-    for (int f = 0; f < 2; f++) {
-        if (build(&cfg, f, g[f])) continue;
+    IrGraph g[3][2];
+    DpocStep s[3];
+    int ok[3] = {0, 0, 0}, opened[3] = {0, 0, 0}, nk[3] = {0, 0, 0};
+    int64_t arena[3] = {0, 0, 0};
+    for (int f = 0; f < 3; f++) { /* unfused, fused, fused with a dense head */
+        if (build(&cfg, f > 0, f == 2, g[f])) continue;
         arena[f] = arena_of(g[f], &nk[f]);
         TcgGraphs gs = {{&g[f][0], &g[f][1]}, 0, NULL, NULL, 0};
         ok[f] = opened[f] = tcg_compile_ex(&gs, &s[f], err, sizeof err) == 0;
-        CHECK_MSG(ok[f], "%s (%s): compile: %s", path, f ? "fused" : "unfused", err);
+        CHECK_MSG(ok[f], "%s (%s): compile: %s", path, f == 2 ? "dense head" : f ? "fused" : "unfused", err);
         ir_free(&g[f][0]);
         ir_free(&g[f][1]);
         if (!ok[f]) continue;
@@ -155,7 +163,31 @@ static void check_model(const char *path) {
         printf("%-40s kernels %4d -> %4d, arena %9lld -> %9lld bytes, step.so kernels %d -> %d: OK\n", path, nk[0],
                nk[1], (long long)arena[0], (long long)arena[1], s[0].nkernels, s[1].nkernels);
     }
-    for (int f = 0; f < 2; f++)
+    if (ok[1] && ok[2]) {
+        int64_t nbad = 0, nval = 0;
+        for (int t = 0; t < s[1].ntensors; t++) {
+            const DpocTensorInfo *a = &s[1].tensors[t];
+            if (a->role != DPOC_ROLE_OUTPUT && a->role != DPOC_ROLE_GRAD) continue;
+            int u = -1;
+            for (int j = 0; j < s[2].ntensors; j++)
+                if (!strcmp(s[2].tensors[j].name, a->name) && s[2].tensors[j].role == a->role) u = j;
+            CHECK_MSG(u >= 0 && s[2].tensors[u].nbytes == a->nbytes && a->dtype == DPOC_DT_F32,
+                      "%s: %s missing or shaped differently with a dense head", path, a->name);
+            if (u < 0 || s[2].tensors[u].nbytes != a->nbytes || a->dtype != DPOC_DT_F32) continue;
+            const float *x = (const float *)(s[1].regions[a->region] + a->offset);
+            const float *y = (const float *)(s[2].regions[s[2].tensors[u].region] + s[2].tensors[u].offset);
+            int64_t n = a->nbytes / 4, bad = 0;
+            for (int64_t e = 0; e < n; e++) bad += !(x[e] == y[e]);
+            CHECK_MSG(bad == 0, "%s: %s: %lld of %lld elements differ between the masked and the dense head", path,
+                      a->name, (long long)bad, (long long)n);
+            nbad += bad;
+            nval += n;
+        }
+        CHECK_MSG(nval > 0, "%s: nothing compared between the masked and the dense head", path);
+        printf("%-40s masked head = dense head: %lld values, %lld differ, step.so kernels %d (dense %d)\n", path,
+               (long long)nval, (long long)nbad, s[1].nkernels, s[2].nkernels);
+    }
+    for (int f = 0; f < 3; f++)
         if (opened[f]) dpoc_step_close(&s[f]);
     model_cfg_free(&cfg);
 }

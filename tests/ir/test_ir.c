@@ -254,6 +254,10 @@ static void build_all_ops(IrGraph *g, int covered[OP_COUNT]) {
                 legal = t != DT_I32;
                 r = ir_matmul(g, a, b, 1, 0);
                 break;
+            case OP_MATMUL_MASKED: /* a row mask on f64, a contraction mask otherwise; v is [2] */
+                legal = t != DT_I32;
+                r = k == 1 ? ir_matmul_masked(g, a, b, 0, 1, v, 0) : ir_matmul_masked(g, a, b, 1, 0, v, 1);
+                break;
             case OP_GATHER_ROWS: r = ir_gather_rows(g, a, ids); break;
             case OP_SCATTER_ADD_ROWS: r = ir_scatter_add_rows(g, a, ids, 5); break;
             case OP_PICK: r = ir_pick(g, a, ids); break;

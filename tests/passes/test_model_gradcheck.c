@@ -13,10 +13,11 @@
  * and the causal mask, RMSNorm, SwiGLU, tied embeddings, log-softmax + pick,
  * the loss expression.
  *
- * Each model is checked twice: whole, and with the head's log-softmax in
- * vocabulary chunks, attention in blocks of query rows (both uneven, so a
- * short last piece is covered) and the norm/SiLU activations flagged for
- * recomputation. The second build must give the first one's loss (to
+ * Each model is checked twice: whole (and with a dense head), and with the
+ * head's log-softmax in vocabulary chunks, attention in blocks of query rows
+ * (both uneven, so a short last piece is covered), the norm/SiLU
+ * activations flagged for recomputation and the head masked to the
+ * loss-masked rows (matmul_masked). The second build must give the first one's loss (to
  * round-off: its sums are grouped differently), pass the same differencing,
  * and give bit for bit the gradients of the same graph with every
  * IR_F_REMAT flag removed: recomputing a value instead of keeping it must
@@ -185,7 +186,7 @@ static void check_model(const char *path) {
         model_cfg_free(&cfg);
         return;
     }
-    BuildOptions whole = {.dtype = DT_F64};
+    BuildOptions whole = {.dtype = DT_F64, .dense_head = 1};
     BuildOptions pieces = {.dtype = DT_F64,
                            .vocab_chunk = cfg.vocab_size / 3 + 1,
                            .attn_block = cfg.seq_len / 3 + 1,
