@@ -120,6 +120,10 @@ void cg_for_end(Cg *c, CgFor *l);
  * the loop vectoriser widens its body once instead of the SLP vectoriser
  * searching across `width` unrolled copies */
 void cg_for_end_vector(Cg *c, CgFor *l, int width);
+/* if (cond) { ... }: cg_if_begin branches into the body, cg_if_end(c, join)
+ * closes it and continues after */
+void cg_if_begin(Cg *c, LLVMValueRef cond, LLVMBasicBlockRef *join);
+void cg_if_end(Cg *c, LLVMBasicBlockRef join);
 
 /* creates an internal kernel function `name` (void (ptr, i64, i64)),
  * appends it to c->funcs (key NULL: it is never shared; otherwise the key is
@@ -172,6 +176,8 @@ LLVMValueRef cg_index_flat(CgKern *k, CgIndex *ix, const IrNode *n);
 void cg_index_multi(CgKern *k, CgIndex *ix, const IrNode *n);
 /* the value of node id at index ix (in its own shape) */
 LLVMValueRef cg_eval(CgKern *k, int32_t id, CgIndex *ix);
+/* i1: node id's element at flat is > 0 (a live row or k of a matmul_masked's mask) */
+LLVMValueRef cg_eval_positive(CgKern *k, int32_t id, LLVMValueRef flat);
 /* whether evaluating id needs coordinates (movement ops) rather than the flat position */
 int cg_needs_multi(const CgKern *k, int32_t id);
 

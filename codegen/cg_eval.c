@@ -32,6 +32,12 @@
 #include <stdint.h>
 #include <string.h>
 
+LLVMValueRef cg_eval_positive(CgKern *k, int32_t id, LLVMValueRef flat) {
+    CgIndex ix = {.flat = flat};
+    LLVMValueRef v = cg_eval(k, id, &ix);
+    return LLVMBuildFCmp(k->c->b, LLVMRealOGT, v, cg_const(k->c, (IrDType)ir_node(k->g, id)->dtype, 0.0), "live");
+}
+
 int cg_is_stored(const CgKern *k, int32_t id) {
     const IrNode *n = ir_node(k->g, id);
     const IrNode *base = n;

@@ -217,21 +217,6 @@ static void copy_tile(CgKern *k, LLVMValueRef dst, LLVMValueRef ldd, LLVMValueRe
     cg_for_end(c, &i);
 }
 
-/* if (cond) { then_fn } — returns the block to continue in */
-static LLVMBasicBlockRef if_begin(Cg *c, LLVMValueRef cond, LLVMBasicBlockRef *join) {
-    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
-    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(c->ctx, fn, "then");
-    *join = LLVMAppendBasicBlockInContext(c->ctx, fn, "join");
-    LLVMBuildCondBr(c->b, cond, then, *join);
-    LLVMPositionBuilderAtEnd(c->b, then);
-    return then;
-}
-
-static void if_end(Cg *c, LLVMBasicBlockRef join) {
-    LLVMBuildBr(c->b, join);
-    LLVMPositionBuilderAtEnd(c->b, join);
-}
-
 /* the epilogue over a finished tile: rows m0..m0+mcur, columns n0..n0+ncur */
 static void emit_epilogue(const CgGemmOps *o, const CgGemmEpilogue *epi, LLVMValueRef cbase, LLVMValueRef m0,
                           LLVMValueRef mcur, LLVMValueRef n0, LLVMValueRef ncur) {
@@ -294,13 +279,8 @@ static LLVMValueRef epilogue_function(CgKern *k, const CgGemmEpilogue *epi, LLVM
 static LLVMValueRef mask_live(const CgGemmOps *o, LLVMValueRef idx) {
     CgKern *k = o->k;
     Cg *c = k->c;
-    LLVMValueRef v;
-    if (o->mptr) {
-        v = cg_load(k, c->f32, cg_gep(c, c->f32, o->mptr, idx), 0);
-    } else {
-        CgIndex ix = {.flat = idx};
-        v = cg_eval(k, ir_node(k->g, o->mm)->in[2], &ix);
-    }
+    if (!o->mptr) return cg_eval_positive(k, ir_node(k->g, o->mm)->in[2], idx);
+    LLVMValueRef v = cg_load(k, c->f32, cg_gep(c, c->f32, o->mptr, idx), 0);
     return LLVMBuildFCmp(c->b, LLVMRealOGT, v, LLVMConstReal(c->f32, 0.0), "live");
 }
 
@@ -314,13 +294,13 @@ static void zero_dead_rows(const CgGemmOps *o, LLVMValueRef cbase, LLVMValueRef 
     LLVMBasicBlockRef join = NULL;
     cg_for_begin(c, &i, cg_i64(c, 0), rows, "zi");
     LLVMValueRef row = LLVMBuildNSWAdd(b, r0, i.iv, "");
-    if (!all) if_begin(c, LLVMBuildNot(b, mask_live(o, row), ""), &join);
+    if (!all) cg_if_begin(c, LLVMBuildNot(b, mask_live(o, row), ""), &join);
     LLVMValueRef at = LLVMBuildNSWAdd(b, cbase, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, o->N, ""), n0, ""), "");
     LLVMValueRef p = cg_gep(c, c->f32, o->cptr, at);
     cg_for_begin(c, &j, cg_i64(c, 0), ncur, "zj");
     cg_store(o->k, LLVMConstReal(c->f32, 0.0), cg_gep(c, c->f32, p, j.iv));
     cg_for_end(c, &j);
-    if (!all) if_end(c, join);
+    if (!all) cg_if_end(c, join);
     cg_for_end(c, &i);
 }
 
@@ -328,7 +308,7 @@ static void zero_dead_rows(const CgGemmOps *o, LLVMValueRef cbase, LLVMValueRef 
 static LLVMValueRef panel_live(const CgGemmOps *o, LLVMValueRef row, LLVMValueRef mrc) {
     Cg *c = o->k->c;
     LLVMBuilderRef b = c->b;
-    LLVMValueRef any = LLVMConstInt(LLVMInt1TypeInContext(c->ctx), 0, 0);
+    LLVMValueRef any = LLVMConstInt(c->i1, 0, 0);
     LLVMValueRef last = LLVMBuildNSWSub(b, o->M, cg_i64(c, 1), "");
     for (int i = 0; i < o->cfg->mr; i++) {
         LLVMValueRef valid = LLVMBuildICmp(b, LLVMIntSLT, cg_i64(c, i), mrc, "");
@@ -361,14 +341,20 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     int64_t ldr = pl->kcmax + 16;
     LLVMValueRef Ar = pl->a_copy ? stack_buf(k, pl->mcmax * ldr, "arows") : NULL;
     LLVMValueRef Ct = stack_buf(k, (int64_t)mr * nr, "ctile");
-    /* contraction mask: the K block's live k, a count, and whether a block of the run had any */
-    LLVMValueRef kidx = NULL, klive = NULL, kdone = NULL;
-    if (o->mask_dim == 1) {
+    /* contraction mask: the K block's live k, a count, and whether a block
+     * of the run had any; row mask: per micro-panel of the M block, whether
+     * any of its rows is live */
+    LLVMValueRef kidx = NULL, klive = NULL, kdone = NULL, plive = NULL;
+    if (o->mask_dim >= 0) {
         LLVMBasicBlockRef here = LLVMGetInsertBlock(b);
         LLVMPositionBuilderAtEnd(b, k->entry);
-        kidx = LLVMBuildAlloca(b, LLVMArrayType2(c->i64, (uint64_t)pl->kcmax), "kidx");
-        klive = LLVMBuildAlloca(b, c->i64, "klive");
-        kdone = LLVMBuildAlloca(b, c->i32, "kdone");
+        if (o->mask_dim == 1) {
+            kidx = LLVMBuildAlloca(b, LLVMArrayType2(c->i64, (uint64_t)pl->kcmax), "kidx");
+            klive = LLVMBuildAlloca(b, c->i64, "klive");
+            kdone = LLVMBuildAlloca(b, c->i32, "kdone");
+        } else {
+            plive = LLVMBuildAlloca(b, LLVMArrayType2(c->i1, (uint64_t)((pl->mcmax + mr - 1) / mr)), "plive");
+        }
         LLVMPositionBuilderAtEnd(b, here);
     }
     LLVMBuildMemSet(b, Ct, LLVMConstInt(c->i8, 0, 0), cg_i64(c, (int64_t)mr * nr * 4), 64);
@@ -414,14 +400,14 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
         cg_for_begin(c, &kl, i64z, kc, "kl");
         LLVMValueRef kg = LLVMBuildNSWAdd(b, p0, kl.iv, "");
         LLVMBasicBlockRef ljoin;
-        if_begin(c, mask_live(o, kg), &ljoin);
+        cg_if_begin(c, mask_live(o, kg), &ljoin);
         LLVMValueRef nl = LLVMBuildLoad2(b, c->i64, klive, "");
         LLVMBuildStore(b, kg, LLVMBuildGEP2(b, c->i64, kidx, &nl, 1, ""));
         LLVMBuildStore(b, LLVMBuildNSWAdd(b, nl, cg_i64(c, 1), ""), klive);
-        if_end(c, ljoin);
+        cg_if_end(c, ljoin);
         cg_for_end(c, &kl);
         kk = LLVMBuildLoad2(b, c->i64, klive, "kk");
-        if_begin(c, LLVMBuildICmp(b, LLVMIntSGT, kk, i64z, ""), &kjoin);
+        cg_if_begin(c, LLVMBuildICmp(b, LLVMIntSGT, kk, i64z, ""), &kjoin);
         accum = LLVMBuildLoad2(b, c->i32, kdone, "accum");
         LLVMBuildStore(b, LLVMConstInt(c->i32, 1, 0), kdone);
         o->kidx = kidx;
@@ -437,15 +423,23 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMBasicBlockRef join;
     if (pl->a_direct) {
         /* only a partial last micro-panel is packed (zero rows) */
-        if_begin(c, LLVMBuildICmp(b, LLVMIntSLT, mfull, mcur, ""), &join);
+        cg_if_begin(c, LLVMBuildICmp(b, LLVMIntSLT, mfull, mcur, ""), &join);
         cg_gemm_pack_a(o, Ae, LLVMBuildNSWAdd(b, m0, mfull, ""), LLVMBuildNSWSub(b, mcur, mfull, ""), p0, kc);
-        if_end(c, join);
+        cg_if_end(c, join);
         if (pl->a_copy) copy_rows(o, Ar, ldr, m0, mfull, p0, kc);
     } else {
         cg_gemm_pack_a(o, Ap, m0, mcur, p0, kk);
     }
     LLVMValueRef npan = cg_gemm_ceil_div(c, ncur, cg_i64(c, nr));
     LLVMValueRef mpan = cg_gemm_ceil_div(c, mcur, cg_i64(c, mr));
+    if (plive) { /* once per tile, for every N panel */
+        CgFor lp;
+        cg_for_begin(c, &lp, i64z, mpan, "lp");
+        LLVMValueRef i0 = LLVMBuildNSWMul(b, lp.iv, cg_i64(c, mr), "");
+        LLVMValueRef mrc = cg_smin(c, cg_i64(c, mr), LLVMBuildNSWSub(b, mcur, i0, ""));
+        LLVMBuildStore(b, panel_live(o, LLVMBuildNSWAdd(b, m0, i0, ""), mrc), LLVMBuildGEP2(b, c->i1, plive, &lp.iv, 1, ""));
+        cg_for_end(c, &lp);
+    }
     cg_for_begin(c, &jr, i64z, npan, "jr");
     LLVMValueRef j0 = LLVMBuildNSWMul(b, jr.iv, cg_i64(c, nr), "");
     LLVMValueRef nrc = cg_smin(c, cg_i64(c, nr), LLVMBuildNSWSub(b, ncur, j0, ""));
@@ -476,9 +470,10 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMBasicBlockRef bfull = LLVMAppendBasicBlockInContext(c->ctx, fn, "full");
     LLVMBasicBlockRef bedge = LLVMAppendBasicBlockInContext(c->ctx, fn, "edge");
     LLVMBasicBlockRef bnext = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
-    if (o->mask_dim == 0) { /* a micro-panel of dead rows is skipped (zeroed after the last K block) */
+    if (plive) { /* a micro-panel of dead rows is skipped (zeroed after the last K block) */
         LLVMBasicBlockRef blive = LLVMAppendBasicBlockInContext(c->ctx, fn, "livepanel");
-        LLVMBuildCondBr(b, panel_live(o, row, mrc), blive, bnext);
+        LLVMValueRef any = LLVMBuildLoad2(b, c->i1, LLVMBuildGEP2(b, c->i1, plive, &ir.iv, 1, ""), "");
+        LLVMBuildCondBr(b, any, blive, bnext);
         LLVMPositionBuilderAtEnd(b, blive);
     }
     LLVMBuildCondBr(b, full, bfull, bedge);
@@ -487,9 +482,9 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMBuildCall2(b, ukty, ukr, args, 8, "");
     LLVMBuildBr(b, bnext);
     LLVMPositionBuilderAtEnd(b, bedge);
-    if_begin(c, LLVMBuildICmp(b, LLVMIntNE, accum, LLVMConstInt(c->i32, 0, 0), ""), &join);
+    cg_if_begin(c, LLVMBuildICmp(b, LLVMIntNE, accum, LLVMConstInt(c->i32, 0, 0), ""), &join);
     copy_tile(k, Ct, cg_i64(c, nr), cp, o->N, mrc, nrc, 0);
-    if_end(c, join);
+    cg_if_end(c, join);
     LLVMValueRef eargs[8] = {ap, rs, cs, bpan, kk, Ct, cg_i64(c, nr), accum};
     LLVMBuildCall2(b, ukty, ukr, eargs, 8, "");
     copy_tile(k, cp, o->N, Ct, cg_i64(c, nr), mrc, nrc, 1);
@@ -497,36 +492,36 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMPositionBuilderAtEnd(b, bnext);
     cg_for_end(c, &ir);
     cg_for_end(c, &jr);
-    if (o->mask_dim == 0) { /* the tile is complete: its dead rows become 0 */
-        if_begin(c, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildNSWAdd(b, p0, kc, ""), o->K, ""), &join);
+    if (plive) { /* the tile is complete: its dead rows become 0 */
+        cg_if_begin(c, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildNSWAdd(b, p0, kc, ""), o->K, ""), &join);
         zero_dead_rows(o, cbase, m0, mcur, n0, ncur, 0);
-        if_end(c, join);
+        cg_if_end(c, join);
     }
     if (epi && epi->fn) {
         LLVMValueRef last = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildNSWAdd(b, p0, kc, ""), o->K, "");
-        if_begin(c, last, &join);
+        cg_if_begin(c, last, &join);
         emit_epilogue(o, epi, cbase, m0, mcur, n0, ncur);
-        if_end(c, join);
+        cg_if_end(c, join);
     } else if (o->epi_fn) { /* a shared driver: the kernel's epilogue function, if it passed one */
         LLVMValueRef last = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildNSWAdd(b, p0, kc, ""), o->K, "");
         LLVMValueRef given = LLVMBuildICmp(b, LLVMIntNE, o->epi_fn, LLVMConstNull(c->ptr), "");
-        if_begin(c, LLVMBuildAnd(b, last, given, ""), &join);
+        cg_if_begin(c, LLVMBuildAnd(b, last, given, ""), &join);
         LLVMTypeRef ety = epilogue_fn_type(c);
         LLVMValueRef eargs[6] = {o->epi_args, cbase, m0, mcur, n0, ncur};
         LLVMBuildCall2(b, ety, o->epi_fn, eargs, 6, "");
-        if_end(c, join);
+        cg_if_end(c, join);
     }
     cg_for_end(c, &tt);
-    if (kjoin) if_end(c, kjoin);
+    if (kjoin) cg_if_end(c, kjoin);
     cg_for_end(c, &pb);
     if (kdone) { /* no live k at all: the run's tiles are 0 */
         LLVMBasicBlockRef zjoin;
-        if_begin(c, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, c->i32, kdone, ""), LLVMConstInt(c->i32, 0, 0), ""),
+        cg_if_begin(c, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, c->i32, kdone, ""), LLVMConstInt(c->i32, 0, 0), ""),
                  &zjoin);
         LLVMValueRef r0 = LLVMBuildNSWMul(b, mb0, mc, "");
         LLVMValueRef r1 = cg_smin(c, o->M, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, mb0, LLVMBuildNSWSub(b, tend, t, ""), ""), mc, ""));
         zero_dead_rows(o, cbase, r0, LLVMBuildNSWSub(b, r1, r0, ""), n0, ncur, 1);
-        if_end(c, zjoin);
+        cg_if_end(c, zjoin);
     }
 
     LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);

@@ -200,28 +200,6 @@ static void emit_reduce(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
 }
 
 /* ---- matmul ------------------------------------------------------------- */
-/* i1: element i of mask node id is > 0 (a live row or k of a matmul_masked) */
-static LLVMValueRef mask_live(CgKern *k, int32_t id, LLVMValueRef i) {
-    Cg *c = k->c;
-    CgIndex ix = {.flat = i};
-    LLVMValueRef v = cg_eval(k, id, &ix);
-    return LLVMBuildFCmp(c->b, LLVMRealOGT, v, cg_const(c, (IrDType)ir_node(k->g, id)->dtype, 0.0), "live");
-}
-
-/* opens `if (mask[i] > 0) {`; if_end(c, *join) closes it */
-static void if_live(CgKern *k, int32_t id, LLVMValueRef i, LLVMBasicBlockRef *join) {
-    Cg *c = k->c;
-    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
-    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(c->ctx, fn, "livek");
-    *join = LLVMAppendBasicBlockInContext(c->ctx, fn, "nextk");
-    LLVMBuildCondBr(c->b, mask_live(k, id, i), then, *join);
-    LLVMPositionBuilderAtEnd(c->b, then);
-}
-
-static void if_end(Cg *c, LLVMBasicBlockRef join) {
-    LLVMBuildBr(c->b, join);
-    LLVMPositionBuilderAtEnd(c->b, join);
-}
 
 static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef end, const CgGemmEpilogue *epi) {
     Cg *c = k->c;
@@ -245,7 +223,7 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         LLVMBasicBlockRef live = LLVMAppendBasicBlockInContext(c->ctx, fn, "liverow");
         deadrow = LLVMAppendBasicBlockInContext(c->ctx, fn, "deadrow");
         rowdone = LLVMAppendBasicBlockInContext(c->ctx, fn, "rowdone");
-        LLVMBuildCondBr(b, mask_live(k, n->in[2], m), live, deadrow);
+        LLVMBuildCondBr(b, cg_eval_positive(k, n->in[2], m), live, deadrow);
         LLVMPositionBuilderAtEnd(b, live);
     }
     LLVMBasicBlockRef kjoin = NULL;
@@ -259,7 +237,7 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         cg_store(k, cg_const(c, t, 0.0), out_elem(k, ty, LLVMBuildNSWAdd(b, orow, j.iv, "")));
         cg_for_end(c, &j);
         cg_for_begin(c, &kk, cg_i64(c, 0), Kc, "k");
-        if (mask_dim == 1) if_live(k, n->in[2], kk.iv, &kjoin); /* a dead k adds nothing */
+        if (mask_dim == 1) cg_if_begin(c, cg_eval_positive(k, n->in[2], kk.iv), &kjoin); /* a dead k adds nothing */
         CgIndex ia = {.flat = A_AT(kk.iv)};
         LLVMValueRef av = cg_eval(k, n->in[0], &ia);
         cg_for_begin(c, &j, cg_i64(c, 0), Nc, "n");
@@ -272,14 +250,14 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         cg_fmf(sum);
         cg_store(k, sum, q);
         cg_for_end(c, &j);
-        if (kjoin) if_end(c, kjoin);
+        if (kjoin) cg_if_end(c, kjoin);
         cg_for_end(c, &kk);
     } else {
         LLVMValueRef slot = entry_alloca(k, ty);
         cg_for_begin(c, &j, cg_i64(c, 0), Nc, "n");
         LLVMBuildStore(b, cg_const(c, t, 0.0), slot);
         cg_for_begin(c, &kk, cg_i64(c, 0), Kc, "k");
-        if (mask_dim == 1) if_live(k, n->in[2], kk.iv, &kjoin);
+        if (mask_dim == 1) cg_if_begin(c, cg_eval_positive(k, n->in[2], kk.iv), &kjoin);
         CgIndex ia = {.flat = A_AT(kk.iv)};
         CgIndex ib = {.flat = B_AT(kk.iv, j.iv)};
         LLVMValueRef prod = LLVMBuildFMul(b, cg_eval(k, n->in[0], &ia), cg_eval(k, n->in[1], &ib), "");
@@ -287,7 +265,7 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         LLVMValueRef sum = LLVMBuildFAdd(b, LLVMBuildLoad2(b, ty, slot, ""), prod, "");
         cg_fmf(sum);
         LLVMBuildStore(b, sum, slot);
-        if (kjoin) if_end(c, kjoin);
+        if (kjoin) cg_if_end(c, kjoin);
         cg_for_end(c, &kk);
         cg_store(k, LLVMBuildLoad2(b, ty, slot, ""), out_elem(k, ty, LLVMBuildNSWAdd(b, orow, j.iv, "")));
         cg_for_end(c, &j);

@@ -163,6 +163,19 @@ static LLVMValueRef for_latch(Cg *c, CgFor *l) {
 
 void cg_for_end(Cg *c, CgFor *l) { for_latch(c, l); }
 
+void cg_if_begin(Cg *c, LLVMValueRef cond, LLVMBasicBlockRef *join) {
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(c->ctx, fn, "then");
+    *join = LLVMAppendBasicBlockInContext(c->ctx, fn, "join");
+    LLVMBuildCondBr(c->b, cond, then, *join);
+    LLVMPositionBuilderAtEnd(c->b, then);
+}
+
+void cg_if_end(Cg *c, LLVMBasicBlockRef join) {
+    LLVMBuildBr(c->b, join);
+    LLVMPositionBuilderAtEnd(c->b, join);
+}
+
 /* !{!"name"} or !{!"name", i1/i32 value} */
 static LLVMMetadataRef loop_hint(Cg *c, const char *name, LLVMValueRef v) {
     LLVMMetadataRef ops[2] = {LLVMMDStringInContext2(c->ctx, name, strlen(name)), v ? LLVMValueAsMetadata(v) : NULL};

@@ -191,13 +191,15 @@ static int eval_node(const IrGraph *g, int32_t id, double *const *vals, double *
         int64_t sam = ta ? 1 : K, sak = ta ? M : 1, sbk = tb ? 1 : N, sbj = tb ? K : 1;
         for (int64_t bi = 0; bi < batch; bi++) {
             const double *A = a + bi * M * K, *B = b + bi * K * N;
-            for (int64_t m = 0; m < M; m++)
+            for (int64_t m = 0; m < M; m++) {
+                int64_t kend = !rowmask || rowmask[m] > 0 ? K : 0; /* a dead row sums nothing */
                 for (int64_t j = 0; j < N; j++) {
                     double s = 0;
-                    for (int64_t k = 0; k < K && !(rowmask && !(rowmask[m] > 0)); k++)
+                    for (int64_t k = 0; k < kend; k++)
                         if (!kmask || kmask[k] > 0) s += A[m * sam + k * sak] * B[k * sbk + j * sbj];
                     out[bi * M * N + m * N + j] = s;
                 }
+            }
         }
         return 0;
     }

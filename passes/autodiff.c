@@ -122,24 +122,24 @@ static int32_t val(Ad *a, int32_t x) {
     return a->re[x] = ir_add_node(a->g, &p);
 }
 
-/* gradient of a matmul C = op(A) op(B) given dC */
+/* the gradients of a matmul C = op(A) op(B) given dC: dA (from B) and dB (from A) */
+static int32_t matmul_dA(IrGraph *g, int32_t B, int32_t dy, int ta, int tb) {
+    if (!ta) return tb ? ir_matmul(g, dy, B, 0, 0) : ir_matmul(g, dy, B, 0, 1);
+    return tb ? ir_matmul(g, B, dy, 1, 1) : ir_matmul(g, B, dy, 0, 1);
+}
+
+static int32_t matmul_dB(IrGraph *g, int32_t A, int32_t dy, int ta, int tb) {
+    if (!tb) return ta ? ir_matmul(g, A, dy, 0, 0) : ir_matmul(g, A, dy, 1, 0);
+    return ta ? ir_matmul(g, dy, A, 1, 1) : ir_matmul(g, dy, A, 1, 0);
+}
+
 static int rule_matmul(Ad *a, const NodeView *v, int32_t dy) {
     IrGraph *g = a->g;
     int32_t A = val(a, v->in[0]), B = val(a, v->in[1]);
     if (A < 0 || B < 0) return -1;
     int ta = (int)v->attr[0], tb = (int)v->attr[1];
-    if (in_rg(a, v->in[0])) {
-        int32_t dA;
-        if (!ta) dA = tb ? ir_matmul(g, dy, B, 0, 0) : ir_matmul(g, dy, B, 0, 1);
-        else dA = tb ? ir_matmul(g, B, dy, 1, 1) : ir_matmul(g, B, dy, 0, 1);
-        if (grad_acc(a, v->in[0], dA) < 0) return -1;
-    }
-    if (in_rg(a, v->in[1])) {
-        int32_t dB;
-        if (!tb) dB = ta ? ir_matmul(g, A, dy, 0, 0) : ir_matmul(g, A, dy, 1, 0);
-        else dB = ta ? ir_matmul(g, dy, A, 1, 1) : ir_matmul(g, dy, A, 1, 0);
-        if (grad_acc(a, v->in[1], dB) < 0) return -1;
-    }
+    if (in_rg(a, v->in[0]) && grad_acc(a, v->in[0], matmul_dA(g, B, dy, ta, tb)) < 0) return -1;
+    if (in_rg(a, v->in[1]) && grad_acc(a, v->in[1], matmul_dB(g, A, dy, ta, tb)) < 0) return -1;
     return 0;
 }
 
@@ -147,6 +147,7 @@ static int rule_matmul(Ad *a, const NodeView *v, int32_t dy) {
  * <= 0 set to zero: select(0 < mask, x, 0), the mask broadcast */
 static int32_t keep_live(Ad *a, int32_t x, int32_t mask, int along) {
     IrGraph *g = a->g;
+    if (x < 0) return -1;
     const IrNode *n = ir_node(g, x);
     int64_t shape[2] = {n->shape[0], n->shape[1]}, ms[2] = {1, 1};
     ms[along] = shape[along];
@@ -166,12 +167,7 @@ static int rule_matmul_masked(Ad *a, const NodeView *v, int32_t dy) {
     int ta = (int)v->attr[0], tb = (int)v->attr[1];
     if (v->attr[2] == 0) {
         if (in_rg(a, v->in[0])) {
-            int32_t dA;
-            if (!ta) dA = ir_matmul_masked(g, dy, B, 0, !tb, mask, 0);
-            else {
-                int32_t dyl = keep_live(a, dy, mask, 0);
-                dA = tb ? ir_matmul(g, B, dyl, 1, 1) : ir_matmul(g, B, dyl, 0, 1);
-            }
+            int32_t dA = !ta ? ir_matmul_masked(g, dy, B, 0, !tb, mask, 0) : matmul_dA(g, B, keep_live(a, dy, mask, 0), 1, tb);
             if (grad_acc(a, v->in[0], dA) < 0) return -1;
         }
         if (in_rg(a, v->in[1])) {
@@ -180,15 +176,10 @@ static int rule_matmul_masked(Ad *a, const NodeView *v, int32_t dy) {
         }
         return 0;
     }
-    if (in_rg(a, v->in[0])) {
-        int32_t dA = !ta ? ir_matmul(g, dy, B, 0, !tb) : (tb ? ir_matmul(g, B, dy, 1, 1) : ir_matmul(g, B, dy, 0, 1));
-        if (grad_acc(a, v->in[0], keep_live(a, dA, mask, ta ? 0 : 1)) < 0) return -1;
-    }
-    if (in_rg(a, v->in[1])) {
-        int32_t dB = !tb ? (ta ? ir_matmul(g, A, dy, 0, 0) : ir_matmul(g, A, dy, 1, 0))
-                         : (ta ? ir_matmul(g, dy, A, 1, 1) : ir_matmul(g, dy, A, 1, 0));
-        if (grad_acc(a, v->in[1], keep_live(a, dB, mask, tb ? 1 : 0)) < 0) return -1;
-    }
+    if (in_rg(a, v->in[0]) && grad_acc(a, v->in[0], keep_live(a, matmul_dA(g, B, dy, ta, tb), mask, ta ? 0 : 1)) < 0)
+        return -1;
+    if (in_rg(a, v->in[1]) && grad_acc(a, v->in[1], keep_live(a, matmul_dB(g, A, dy, ta, tb), mask, tb ? 1 : 0)) < 0)
+        return -1;
     return 0;
 }
 
