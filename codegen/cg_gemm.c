@@ -6,7 +6,11 @@
  * of a call is a list of tiles t = (b, N block, M block), M block fastest;
  * blocks are balanced (M split into ceil(M / mc_max) blocks of equal size
  * rounded up to mr, N likewise with nc_max and nr), so a thread's share of
- * tiles is a share of the flops. For a range [begin, end) of tiles:
+ * tiles is a share of the flops. A matmul with fewer than GEMM_MIN_TILES
+ * tiles (a weight gradient: small M x N, long K) has its larger block
+ * halved, in micro-tiles, until it has that many or no block can be cut, so
+ * that it can be shared among threads; the tiling changes no result (below).
+ * For a range [begin, end) of tiles:
  *
  *   for each run of tiles with the same (b, N block n0..n0+nc):
  *     for each K block p0..p0+kc (kc <= KC):
@@ -115,6 +119,8 @@ int cg_gemm_applies(const IrGraph *g, int32_t root) {
     return n->shape[r - 2] > 0 && n->shape[r - 1] > 0 && K > 0;
 }
 
+enum { GEMM_MIN_TILES = 4 }; /* a matmul is cut into at least this many tiles when it can be */
+
 static void balance(int64_t len, int64_t max, int64_t unit, int64_t *size, int64_t *count) {
     int64_t k = (len + max - 1) / max;
     int64_t s = (len + k - 1) / k;
@@ -137,6 +143,15 @@ void cg_gemm_dims(const CgGemmCfg *cfg, const IrGraph *g, int32_t root, CgGemmDi
     for (int i = 0; i < r - 2; i++) d->batch *= n->shape[i];
     balance(d->M, cfg->mc_max, cfg->mr, &d->mc, &d->mb);
     balance(d->N, cfg->nc_max, cfg->nr, &d->nc, &d->nb);
+    /* too few tiles to share out (a weight gradient: small M x N, long K):
+     * halve the larger block, in micro-tiles, while it has two or more */
+    while (d->batch * d->mb * d->nb < GEMM_MIN_TILES) {
+        int64_t mt = d->mc / cfg->mr, nt = d->nc / cfg->nr;
+        int64_t tiles = d->mb * d->nb;
+        if (nt >= mt && nt >= 2) balance(d->N, (nt + 1) / 2 * cfg->nr, cfg->nr, &d->nc, &d->nb);
+        else if (mt >= 2) balance(d->M, (mt + 1) / 2 * cfg->mr, cfg->mr, &d->mc, &d->mb);
+        if (d->mb * d->nb <= tiles) break;
+    }
 }
 
 int64_t cg_gemm_work(const Cg *c, const IrGraph *g, int32_t root) {
