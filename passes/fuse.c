@@ -37,12 +37,22 @@
  *     broadcasts that read at least 8x fewer elements than they make (a
  *     column index compared with a row's target, a causal mask). Storing
  *     one would cost a buffer of its full size for a few ops per element;
+ *   - *light expressions* are recomputed by each of up to 4 readers, each
+ *     reading them element for element: cheap elementwise ops (no exp, log,
+ *     div) at most 4 deep over index expressions, small broadcasts and at
+ *     most one *big* value that is stored anyway (a param, an input, a
+ *     matmul, a reduction: anything no kernel computes inline, with more
+ *     than 1/8 of the expression's elements). The scaled, causally masked
+ *     scores that a softmax's row max and its exp both read are one: each
+ *     reader reads the matmul's buffer where it would have read the
+ *     expression's, so recomputing costs a few ops per element and saves
+ *     the expression's write and its buffer;
  *   - any other producer with several readers is stored: recomputing it
- *     would repeat real work and keep its inputs alive longer, while storing
- *     costs one write and one read per reader — the cheaper side for
- *     everything but pure index arithmetic;
- *   - below a value recomputed in several kernels only free ops and index
- *     expressions follow;
+ *     would repeat real work or read more (two big inputs per reader instead
+ *     of one stored value) and keep its inputs alive longer, while storing
+ *     costs one write and one read per reader;
+ *   - below a value recomputed in several kernels only free ops, index
+ *     expressions and light expressions follow;
  *   - amplification: an input evaluated k times per element of its own
  *     (behind a broadcast, unpick, concat, or as gather's ids) is absorbed
  *     only when free, or cheap (add, mul, select, ...) with k <= 2;
@@ -62,7 +72,7 @@
 
 #include "passes.h"
 
-enum { FUSE_MAX_MEMBERS = 64 };
+enum { FUSE_MAX_MEMBERS = 64, LIGHT_DEPTH = 4, LIGHT_MAX_READERS = 4 };
 
 typedef struct Fuse {
     IrGraph *g;
@@ -107,6 +117,34 @@ static int is_index_expr(const IrGraph *g, int32_t x, int depth) {
     for (int i = 0; i < ir_op_info[op].nin; i++)
         if (!is_index_expr(g, n->in[i], depth - 1)) return 0;
     return 1;
+}
+
+/* Counts the leaves of a light expression (see the header) into *big and
+ * returns 0 when x is not one. A leaf is a value some kernel stores anyway
+ * (a param, an input, a matmul, a reduction, ...); it is big unless it has
+ * at most 1/8 of x's elements (a row statistic behind a broadcast). */
+static int light_walk(const IrGraph *g, int32_t x, int64_t numel, int depth, int32_t *big) {
+    const IrNode *n = ir_node(g, x);
+    IrOp op = (IrOp)n->op;
+    if (is_index_expr(g, x, 6)) return 1;
+    if (op == OP_PARAM || op == OP_INPUT || ir_op_is_matmul(op) || !ir_op_inlinable(op)) {
+        if (ir_numel(n) * 8 > numel && *big != x) {
+            if (*big >= 0) return 0; /* two big leaves: recomputing reads more than storing */
+            *big = x;
+        }
+        return 1;
+    }
+    if (depth <= 0) return 0;
+    if (op == OP_RESHAPE || op == OP_BROADCAST) return light_walk(g, n->in[0], numel, depth - 1, big);
+    if (!is_cheap(op) || is_free(op) || op == OP_PICK || op == OP_UNPICK || ir_numel(n) != numel) return 0;
+    for (int i = 0; i < ir_op_info[op].nin; i++)
+        if (!light_walk(g, n->in[i], numel, depth - 1, big)) return 0;
+    return 1;
+}
+
+static int is_light(const IrGraph *g, int32_t x) {
+    int32_t big = -1;
+    return light_walk(g, x, ir_numel(ir_node(g, x)), LIGHT_DEPTH, &big);
 }
 
 /* how many times input slot i of y is evaluated per element of its own */
@@ -185,6 +223,7 @@ static const char *verdict(Fuse *f, int32_t y, int32_t x, int64_t amp, int dup, 
     if (free_op) return NULL;
     if (f->ncons[x] > 1 || dup) {
         if (is_index_expr(g, x, 6)) return NULL;
+        if (amp == 1 && f->ncons[x] <= LIGHT_MAX_READERS && is_light(g, x)) return NULL;
     }
     if (f->ncons[x] > 1) {
         snprintf(buf, len, "it has %d readers and is not free to recompute, so it is stored once", f->ncons[x]);
