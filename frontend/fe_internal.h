@@ -93,6 +93,7 @@ typedef struct Gb {
     int64_t ablock;     /* query rows per attention block; 0: the whole sequence at once */
     int remat_act;      /* the backward recomputes rmsnorm outputs and SiLU from their inputs */
     int mask_head;      /* the head's matmuls skip the rows whose loss_mask is 0 (matmul_masked) */
+    int attn_keep;      /* blocked attention keeps its scores for the backward (not IR_F_REMAT) */
 } Gb;
 
 /* The module builders of model_graph.c, stamped with the current location:

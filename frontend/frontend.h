@@ -168,6 +168,8 @@ typedef struct BuildOptions {
     int remat_activations; /* flag each rmsnorm's normalised x and each MLP's sigmoid IR_F_REMAT: the
                               backward recomputes them (and what is elementwise on them) from the
                               values it keeps anyway, instead of keeping them */
+    int attn_keep;       /* with attn_block: keep the blocks' scores for the backward instead of
+                            flagging them IR_F_REMAT (recomputed there) */
     int dense_head;      /* compute the head's logits for every row; by default (0) the head's
                             matmuls are matmul_masked on loss_mask, so rows outside the loss (the
                             prompt) cost no head work in the forward or the backward */
@@ -176,8 +178,10 @@ typedef struct BuildOptions {
 /* The chunk sizes `dpoc compile` picks when not told (docs/passes.md
  * "Rematerialisation"): the vocabulary in chunks of ~32 MiB of f32 logits when
  * the whole [rows, vocab] would exceed 64 MiB, attention in blocks of 256
- * query rows when the sequence is longer than 256. `rows` is one rank's. */
-void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block);
+ * query rows when the sequence is longer than 256, the blocks' scores kept
+ * for the backward (*attn_keep = 1) when two score-sized tensors per layer
+ * total at most 64 MiB. `rows` is one rank's. */
+void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block, int *attn_keep);
 
 /* Builds the forward graph into g (initialised by the caller, normally
  * empty). BUILD_TRAIN outputs: loss (IR_OUT_LOSS), logps, logits_sum and,

@@ -31,7 +31,8 @@
  * per block of query rows: each block meets only the keys up to its last
  * row (causal), its own rows of the softmax are complete, the blocks'
  * outputs are concatenated, and the scores and the key/value prefixes are
- * IR_F_REMAT. With BuildOptions.remat_activations the normalised x of every
+ * IR_F_REMAT (the scores not with BuildOptions.attn_keep: a small model
+ * keeps them, and the backward does not redo the score matmuls and exps). With BuildOptions.remat_activations the normalised x of every
  * rmsnorm and the sigmoid of every MLP are IR_F_REMAT too: the backward
  * keeps only the norm's input and the MLP's gate and up projections. RoPE tables: inv_freq_j = theta^(-2j/d), angles
  * t * inv_freq_j and their cos/sin are computed in double precision from
@@ -157,7 +158,7 @@ static int32_t attention_blocked(Gb *b, const ModuleCfg *m, int32_t q, int32_t k
         int32_t kb = kl < T ? remat(g, ir_slice(g, k, 2, 0, kl)) : k;
         int32_t vb = kl < T ? remat(g, ir_slice(g, v, 2, 0, kl)) : v;
         int32_t sc = ir_matmul(g, qg, kb, 0, 1); /* [S, kv, G*tq, kl] */
-        if (tq < T) sc = remat(g, sc);
+        if (tq < T && !b->attn_keep) sc = remat(g, sc);
         sc = ir_mul(g, sc, cnst(b, 1.0 / sqrt((double)d), sc));
         int64_t s5[5] = {S, kv, G, tq, kl};
         sc = ir_reshape(g, sc, 5, s5);
@@ -360,7 +361,7 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
     }
     Gb b = {cfg, g, dt, 2 * cfg->pairs, cfg->seq_len, 2 * cfg->pairs * cfg->seq_len, cfg->hidden_size, cfg->vocab_size,
             "", IR_PARAM_TRAINABLE, opt ? opt->vocab_chunk : 0, opt ? opt->attn_block : 0,
-            opt ? opt->remat_activations : 0, !(opt && opt->dense_head)};
+            opt ? opt->remat_activations : 0, !(opt && opt->dense_head), opt ? opt->attn_keep : 0};
     if (kind == BUILD_LOGPS && opt && opt->expose_logits) b.vchunk = 0, b.mask_head = 0; /* the logits are an output */
     if (b.vchunk > 0 && b.vchunk < b.V && (b.V > (1 << 24) || (b.V + b.vchunk - 1) / b.vchunk > 64)) {
         snprintf(err, errlen, "%s: a vocabulary of %lld in chunks of %lld: at most 64 chunks (and 2^24 columns)",
@@ -438,7 +439,25 @@ int32_t fe_rope(Gb *b, int32_t x, int64_t d, int32_t cos_t, int32_t sin_t) { ret
 int32_t fe_heads_first(Gb *b, int32_t x, int64_t h, int64_t d) { return heads_first(b, x, h, d); }
 int32_t fe_apply_module(Gb *b, const ModuleCfg *m, int32_t x, int64_t layer) { return apply_module(b, m, x, layer); }
 
-void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block) {
+/* f32 bytes of one layer's attention scores in blocks of `block` query rows
+ * (the whole sequence when 0), each against the keys it may see */
+static int64_t attn_score_bytes(const ModelCfg *cfg, int64_t seqs, int64_t block) {
+    int64_t T = cfg->seq_len, total = 0, heads = 0;
+    for (int bi = 0; bi < cfg->nblocks; bi++)
+        for (int gi = 0; gi < cfg->blocks[bi].ngroups; gi++)
+            for (int mi = 0; mi < cfg->blocks[bi].groups[gi].nmods; mi++) {
+                const ModuleCfg *m = &cfg->blocks[bi].groups[gi].mods[mi];
+                if (m->kind == MOD_ATTENTION && m->heads > heads) heads = m->heads;
+            }
+    if (block <= 0 || block > T) block = T;
+    for (int64_t i0 = 0; i0 < T; i0 += block) {
+        int64_t i1 = i0 + block < T ? i0 + block : T;
+        total += (i1 - i0) * i1; /* causal: keys up to the block's last row */
+    }
+    return seqs * heads * total * 4;
+}
+
+void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block, int *attn_keep) {
     const int64_t whole_max = 64ll << 20, chunk_bytes = 32ll << 20; /* f32 logits */
     int64_t v = cfg->vocab_size, vc = 0;
     if (rows > 0 && rows * v * 4 > whole_max) {
@@ -449,4 +468,10 @@ void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, 
     }
     *vocab_chunk = vc;
     *attn_block = cfg->seq_len > 256 ? 256 : 0;
+    /* the backward reads each layer's probabilities and exps (two score-sized
+     * tensors): kept when all of them fit in 64 MiB, recomputed otherwise */
+    int64_t layers = 0;
+    for (int bi = 0; bi < cfg->nblocks; bi++) layers += cfg->blocks[bi].repeat;
+    int64_t seqs = cfg->seq_len > 0 ? rows / cfg->seq_len : 0;
+    *attn_keep = 2 * layers * attn_score_bytes(cfg, seqs, *attn_block) <= whole_max;
 }

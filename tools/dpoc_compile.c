@@ -40,9 +40,11 @@ typedef struct CompileArgs {
     int64_t vocab_chunk, attn_block;
     int no_remat; /* --no-remat: keep the norm and SiLU activations for the backward */
     int dense_head; /* --dense-head: head logits for every row, not only the loss-masked ones */
+    const char *attn_keep_s; /* --attn-keep 0|1 (default: auto) */
+    int64_t attn_keep;
 } CompileArgs;
 
-enum { NGRAPHS = 4 };
+enum { NGRAPHS = 4, NSHARED = 11 };
 static const char *const graph_names[NGRAPHS] = {"train_step", "logps", "prefill", "decode"};
 
 /* a whole number in [lo, 1<<24] (lo is 0 or 1; 0 means off); 0 or -1 after a message */
@@ -60,7 +62,7 @@ static int parse_whole(const char *cmd, const char *opt, const char *v, int lo, 
 
 static int parse_args(const char *cmd, const char *synopsis, int argc, char **argv, CompileArgs *a, int need_out) {
     memset(a, 0, sizeof *a);
-    /* the first ten options are shared with `dpoc ir`; the rest are compile's */
+    /* the first NSHARED options are shared with `dpoc ir`; the rest are compile's */
     DpocOpt opts[] = {
         {"print-after", 0, OPT_STRING, &a->print_after, NULL, 0, "print the IR after PASS (or 'all') to stderr"},
         {"dump-dir", 0, OPT_STRING, &a->dump_dir, NULL, 0, "write NN.<graph>.after_<pass>.ir files into DIR"},
@@ -72,6 +74,7 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"no-remat", 0, OPT_FLAG, NULL, &a->no_remat, 0, "keep rmsnorm and SiLU activations instead of recomputing them in the backward"},
         {"attn-block", 0, OPT_STRING, &a->attn_block_s, NULL, 0, "attention in blocks of N query rows, recomputed by the backward (0: whole; default: auto)"},
         {"dense-head", 0, OPT_FLAG, NULL, &a->dense_head, 0, "compute the head for every position, not only where loss_mask is 1"},
+        {"attn-keep", 0, OPT_STRING, &a->attn_keep_s, NULL, 0, "1: keep the attention blocks' scores for the backward; 0: recompute them there (default: auto, kept when they total <= 64 MiB)"},
         {"output", 'o', OPT_STRING, &a->out, NULL, 0, "write the step.so here"},
         {"emit-llvm", 0, OPT_STRING, &a->emit_llvm, NULL, 0, "write the LLVM IR (before optimisation) to FILE"},
         {"target-cpu", 0, OPT_STRING, &a->target_cpu, NULL, 0, "LLVM CPU name (default: this machine's)"},
@@ -83,7 +86,7 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"bucket-mb", 0, OPT_STRING, &a->bucket_mb_s, NULL, 0, "mesh: MiB per merged dp gradient all-reduce (default 16)"},
         {"plan-only", 0, OPT_FLAG, NULL, &a->plan_only, 0, "print the memory plan and stop before code generation (no -o)"},
     };
-    int nopts = need_out ? (int)(sizeof opts / sizeof opts[0]) : 10;
+    int nopts = need_out ? (int)(sizeof opts / sizeof opts[0]) : NSHARED;
     const char *pos[1];
     int n = dpoc_opts_parse(cmd, synopsis, opts, nopts, argc, argv, pos, 1);
     if (n == -2) return 1;
@@ -97,8 +100,13 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         (a->prefill_chunk_s && parse_whole(cmd, "prefill-chunk", a->prefill_chunk_s, 1, &a->prefill_chunk)) ||
         (a->bucket_mb_s && parse_whole(cmd, "bucket-mb", a->bucket_mb_s, 1, &a->bucket_mb)) ||
         (a->vocab_chunk_s && parse_whole(cmd, "vocab-chunk", a->vocab_chunk_s, 0, &a->vocab_chunk)) ||
-        (a->attn_block_s && parse_whole(cmd, "attn-block", a->attn_block_s, 0, &a->attn_block)))
+        (a->attn_block_s && parse_whole(cmd, "attn-block", a->attn_block_s, 0, &a->attn_block)) ||
+        (a->attn_keep_s && parse_whole(cmd, "attn-keep", a->attn_keep_s, 0, &a->attn_keep)))
         return 2;
+    if (a->attn_keep_s && a->attn_keep > 1) {
+        fprintf(stderr, "dpoc %s: --attn-keep '%s': expected 0 (recompute) or 1 (keep)\n", cmd, a->attn_keep_s);
+        return 2;
+    }
     if (a->mesh_s) {
         char merr[256];
         if (model_mesh_parse(a->mesh_s, &a->mesh_dp, &a->mesh_tp, merr, sizeof merr)) {
@@ -149,7 +157,8 @@ static int build_one(const ModelCfg *cfg, int which, const CompileArgs *a, PassC
     const char *prefix = graph_names[which];
     char err[1024];
     BuildOptions bo = {.dtype = DT_F32, .expose_logits = a->expose_logits, .vocab_chunk = a->vocab_chunk,
-                       .attn_block = a->attn_block, .remat_activations = !a->no_remat, .dense_head = a->dense_head};
+                       .attn_block = a->attn_block, .remat_activations = !a->no_remat, .dense_head = a->dense_head,
+                       .attn_keep = (int)a->attn_keep};
     GenBuildOptions go = {prefix, which == 3 ? 1 : a->prefill_chunk, a->max_context, DT_F32};
     ir_init(g);
     if ((which < 2 ? model_build_graph(cfg, kind, &bo, g, err, sizeof err)
@@ -254,7 +263,9 @@ static int compile_or_print(int argc, char **argv, int compile) {
     if (!a.max_context) a.max_context = cfg.seq_len;
     if (!a.prefill_chunk) a.prefill_chunk = a.max_context < 32 ? a.max_context : 32;
     int64_t auto_vc, auto_ab;
-    model_auto_chunks(&cfg, 2 * cfg.pairs * cfg.seq_len, &auto_vc, &auto_ab);
+    int auto_keep;
+    model_auto_chunks(&cfg, 2 * cfg.pairs * cfg.seq_len, &auto_vc, &auto_ab, &auto_keep);
+    if (!a.attn_keep_s) a.attn_keep = auto_keep;
     if (!a.vocab_chunk_s) a.vocab_chunk = a.mesh_tp > 1 ? 0 : auto_vc; /* a tp-split head stays whole */
     if (a.mesh_tp > 1 && a.vocab_chunk > 0) {
         fprintf(stderr, "dpoc %s: --vocab-chunk %lld: the head is split over %lld tp ranks, and a chunked head needs "

@@ -78,6 +78,14 @@ check("--plan-only exits 0 and prints the same memory plan as a compile",
       p0.stdout.split("wrote ")[0] == p1.stdout, f"{p1.returncode} {p1.stdout!r} vs {p0.stdout!r}")
 check("--plan-only writes no file", "wrote" not in p1.stdout and sorted(os.listdir(work)) == before)
 
+# --attn-keep: the blocks' scores kept for the backward (a bigger plan) or recomputed
+pk = run("ir", tiny, "--attn-block=3", "--attn-keep=1")
+pr = run("ir", tiny, "--attn-block=3", "--attn-keep=0")
+check("--attn-keep=0 recomputes the blocks' scores in the backward, --attn-keep=1 keeps them",
+      pk.returncode == 0 and pr.returncode == 0 and " recomputed" in pr.stdout and "matmul" in pr.stdout and
+      not any(" recomputed" in l and "matmul" in l for l in pk.stdout.splitlines()),
+      pk.stderr + pr.stderr)
+
 # usage errors: status 2, a message, nothing written
 bad = work / "bad.so"
 for args, msg in [
@@ -87,6 +95,7 @@ for args, msg in [
     (["compile", tiny, "-o", str(bad), "--disable-pass", "nosuch"], "unknown pass 'nosuch'"),
     (["compile", tiny, "-o"], "needs a value"),
     (["compile", tiny, "-o", str(bad), "--plan-only"], "--plan-only writes nothing"),
+    (["compile", tiny, "-o", str(bad), "--attn-keep", "2"], "--attn-keep '2': expected 0 (recompute) or 1 (keep)"),
     (["ir", tiny, "-o", str(bad)], "unknown option '-o'"),
     (["frobnicate"], "unknown command 'frobnicate'"),
 ]:
