@@ -2,20 +2,23 @@
  *
  * C[b] = op(A[b]) . op(B[b]) with C [M, N], contraction K, op = transpose
  * or not per operand (ta, tb), batch b over the leading dims (the IR makes
- * them equal: broadcasting is an explicit op before the matmul). The work
- * of a call is a list of tiles t = (b, N block, M block), M block fastest;
- * blocks are balanced (M split into ceil(M / mc_max) blocks of equal size
- * rounded up to mr, N likewise with nc_max and nr), so a thread's share of
- * tiles is a share of the flops. A matmul with fewer than GEMM_MIN_TILES
- * tiles (a weight gradient: small M x N, long K) has its larger block
- * halved, in micro-tiles, until it has that many or no block can be cut, so
- * that it can be shared among threads; the tiling changes no result (below).
- * For a range [begin, end) of tiles:
+ * them equal: broadcasting is an explicit op before the matmul). N is cut
+ * into balanced blocks (ceil(N / nc_max) blocks of equal size rounded up to
+ * nr); the work of a call is a list of row strips u = (b, N block, micro-
+ * panel of mr rows), micro-panel fastest, so a thread's share of the units
+ * is a share of the flops to within one strip (with M blocks as units, a
+ * 1024-row matmul had 11 and two threads split them 6:5). A thread that
+ * takes part of a run packs that run's B block itself, so when M is short
+ * (at most half the N block) and there are fewer than GEMM_MIN_RUNS runs,
+ * the N block is halved, in micro-tiles, until there are or it cannot be
+ * cut: threads then mostly take whole runs, and the extra A packing (M x K
+ * per block) costs less than the B packing saved. The tiling changes no
+ * result (below). For a range [begin, end) of strips:
  *
- *   for each run of tiles with the same (b, N block n0..n0+nc):
+ *   for each run of strips with the same (b, N block n0..n0+nc), rows r0..r1:
  *     for each K block p0..p0+kc (kc <= KC):
  *       pack B[p0.., n0..] into Bp                      (cg_gemm_pack.c)
- *       for each M block m0..m0+mc of the run:
+ *       for each M block m0..m0+mc of the rows r0..r1 (mc balanced as N's):
  *         A: read in place when A is row-major and stored (rows of a full
  *            micro-panel are mr pointers, stride K) unless K is a multiple
  *            of 1024 (rows 4 KiB apart share cache sets and evict each
@@ -119,7 +122,7 @@ int cg_gemm_applies(const IrGraph *g, int32_t root) {
     return n->shape[r - 2] > 0 && n->shape[r - 1] > 0 && K > 0;
 }
 
-enum { GEMM_MIN_TILES = 4 }; /* a matmul is cut into at least this many tiles when it can be */
+enum { GEMM_MIN_RUNS = 4 }; /* (batch, N block) runs wanted when M is short (cg_gemm_dims) */
 
 static void balance(int64_t len, int64_t max, int64_t unit, int64_t *size, int64_t *count) {
     int64_t k = (len + max - 1) / max;
@@ -143,14 +146,15 @@ void cg_gemm_dims(const CgGemmCfg *cfg, const IrGraph *g, int32_t root, CgGemmDi
     for (int i = 0; i < r - 2; i++) d->batch *= n->shape[i];
     balance(d->M, cfg->mc_max, cfg->mr, &d->mc, &d->mb);
     balance(d->N, cfg->nc_max, cfg->nr, &d->nc, &d->nb);
-    /* too few tiles to share out (a weight gradient: small M x N, long K):
-     * halve the larger block, in micro-tiles, while it has two or more */
-    while (d->batch * d->mb * d->nb < GEMM_MIN_TILES) {
-        int64_t mt = d->mc / cfg->mr, nt = d->nc / cfg->nr;
-        int64_t tiles = d->mb * d->nb;
-        if (nt >= mt && nt >= 2) balance(d->N, (nt + 1) / 2 * cfg->nr, cfg->nr, &d->nc, &d->nb);
-        else if (mt >= 2) balance(d->M, (mt + 1) / 2 * cfg->mr, cfg->mr, &d->mc, &d->mb);
-        if (d->mb * d->nb <= tiles) break;
+    /* Few (batch, N block) runs and a short M: threads splitting a run
+     * along M would each pack the run's whole B block (K x nc), so the N
+     * block is halved, in micro-tiles, while there are fewer than
+     * GEMM_MIN_RUNS runs and an extra block's A packing (K x M) costs at
+     * most half the B packing it saves. */
+    while (d->batch * d->nb < GEMM_MIN_RUNS && d->nc / cfg->nr >= 2 && 2 * d->M <= d->nc) {
+        int64_t nb = d->nb;
+        balance(d->N, (d->nc / cfg->nr + 1) / 2 * cfg->nr, cfg->nr, &d->nc, &d->nb);
+        if (d->nb <= nb) break;
     }
 }
 
@@ -159,7 +163,7 @@ int64_t cg_gemm_work(const Cg *c, const IrGraph *g, int32_t root) {
     CgGemmDims d;
     cg_gemm_config(c->features, &cfg);
     cg_gemm_dims(&cfg, g, root, &d);
-    return d.batch * d.nb * d.mb;
+    return d.batch * d.nb * ((d.M + cfg.mr - 1) / cfg.mr);
 }
 
 static LLVMValueRef stack_buf(CgKern *k, int64_t floats, const char *name) {
@@ -378,9 +382,10 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     if (!ukr) return;
     LLVMValueRef i64z = cg_i64(c, 0);
     LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(b));
-    LLVMValueRef mb = cg_gemm_ceil_div(c, o->M, mc), nb = cg_gemm_ceil_div(c, o->N, nc);
+    LLVMValueRef mrv = cg_i64(c, mr);
+    LLVMValueRef mp = cg_gemm_ceil_div(c, o->M, mrv), nb = cg_gemm_ceil_div(c, o->N, nc);
 
-    /* while (t < end): one run of tiles sharing (batch, N block) */
+    /* while (t < end): one run of row strips sharing (batch, N block) */
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
     LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, fn, "run");
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, fn, "runbody");
@@ -390,12 +395,16 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMValueRef t = LLVMBuildPhi(b, c->i64, "t");
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, t, end, ""), body, exit);
     LLVMPositionBuilderAtEnd(b, body);
-    LLVMValueRef per_batch = LLVMBuildNSWMul(b, nb, mb, "");
+    LLVMValueRef per_batch = LLVMBuildNSWMul(b, nb, mp, "");
     o->bat = LLVMBuildSDiv(b, t, per_batch, "bat");
     LLVMValueRef rem = LLVMBuildSRem(b, t, per_batch, "");
-    LLVMValueRef nbi = LLVMBuildSDiv(b, rem, mb, "nb");
-    LLVMValueRef mb0 = LLVMBuildSRem(b, rem, mb, "mb0");
-    LLVMValueRef tend = cg_smin(c, end, LLVMBuildNSWAdd(b, LLVMBuildNSWSub(b, t, mb0, ""), mb, ""));
+    LLVMValueRef nbi = LLVMBuildSDiv(b, rem, mp, "nb");
+    LLVMValueRef mp0 = LLVMBuildSRem(b, rem, mp, "mp0");
+    LLVMValueRef tend = cg_smin(c, end, LLVMBuildNSWAdd(b, LLVMBuildNSWSub(b, t, mp0, ""), mp, ""));
+    /* the run's rows [r0, r1), cut into M blocks of up to mc rows */
+    LLVMValueRef r0 = LLVMBuildNSWMul(b, mp0, mrv, "r0");
+    LLVMValueRef r1 = cg_smin(c, o->M, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, mp0, LLVMBuildNSWSub(b, tend, t, ""), ""), mrv, ""));
+    LLVMValueRef nblk = cg_gemm_ceil_div(c, LLVMBuildNSWSub(b, r1, r0, ""), mc);
     LLVMValueRef n0 = LLVMBuildNSWMul(b, nbi, nc, "n0");
     LLVMValueRef ncur = cg_smin(c, nc, LLVMBuildNSWSub(b, o->N, n0, ""));
     LLVMValueRef cbase = LLVMBuildNSWMul(b, o->bat, LLVMBuildNSWMul(b, o->M, o->N, ""), "");
@@ -431,9 +440,9 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     }
     cg_gemm_pack_b(o, Bp, p0, kk, n0, ncur);
 
-    cg_for_begin(c, &tt, t, tend, "tile");
-    LLVMValueRef m0 = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, mb0, LLVMBuildNSWSub(b, tt.iv, t, ""), ""), mc, "m0");
-    LLVMValueRef mcur = cg_smin(c, mc, LLVMBuildNSWSub(b, o->M, m0, ""));
+    cg_for_begin(c, &tt, i64z, nblk, "tile");
+    LLVMValueRef m0 = LLVMBuildNSWAdd(b, r0, LLVMBuildNSWMul(b, tt.iv, mc, ""), "m0");
+    LLVMValueRef mcur = cg_smin(c, mc, LLVMBuildNSWSub(b, r1, m0, ""));
     LLVMValueRef mfull = LLVMBuildNSWMul(b, LLVMBuildSDiv(b, mcur, cg_i64(c, mr), ""), cg_i64(c, mr), "");
     LLVMBasicBlockRef join;
     if (pl->a_direct) {
@@ -533,8 +542,6 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
         LLVMBasicBlockRef zjoin;
         cg_if_begin(c, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, c->i32, kdone, ""), LLVMConstInt(c->i32, 0, 0), ""),
                  &zjoin);
-        LLVMValueRef r0 = LLVMBuildNSWMul(b, mb0, mc, "");
-        LLVMValueRef r1 = cg_smin(c, o->M, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, mb0, LLVMBuildNSWSub(b, tend, t, ""), ""), mc, ""));
         zero_dead_rows(o, cbase, r0, LLVMBuildNSWSub(b, r1, r0, ""), n0, ncur, 1);
         cg_if_end(c, zjoin);
     }

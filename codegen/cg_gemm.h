@@ -41,7 +41,7 @@ typedef struct CgGemmCfg {
 typedef struct CgGemmDims {
     int64_t batch, M, N, K;
     int64_t mc, nc;   /* block sizes actually used (balanced, multiples of mr / nr) */
-    int64_t mb, nb;   /* number of M and N blocks */
+    int64_t mb, nb;   /* number of M and N blocks (the work units are strips of mr rows per N block) */
     int ta, tb;
 } CgGemmDims;
 
