@@ -14,7 +14,9 @@
  * A position (CgIndex) is kept both as the row-major flat index and as
  * coordinates; whichever is missing is derived when first needed (div/mod
  * by the dims, or the Horner sum), and cached, so elementwise chains run on
- * the flat index alone and stay vectorisable. The evaluator only emits
+ * the flat index alone and stay vectorisable. A reshape passes coordinates
+ * through where its shapes end alike (reshape_coords), so an iota or a
+ * broadcast behind one does not re-derive them by div/mod per element. The evaluator only emits
  * straight-line code (selects, no branches): pad and concat clamp the
  * position they read so every load stays in bounds, and pick, unpick and
  * gather give 0 for an index outside the row.
@@ -94,21 +96,24 @@ LLVMValueRef cg_index_flat(CgKern *k, CgIndex *ix, const IrNode *n) {
     return f;
 }
 
-void cg_index_multi(CgKern *k, CgIndex *ix, const IrNode *n) {
-    if (ix->multi) return;
-    Cg *c = k->c;
-    LLVMValueRef f = ix->flat;
-    for (int d = n->ndim - 1; d >= 0; d--) {
-        if (n->shape[d] == 1) {
-            ix->d[d] = cg_i64(c, 0);
-        } else if (d == 0) {
-            ix->d[d] = f;
+/* flat index f within dims shape[0..nd) -> coordinates d[0..nd) */
+static void unravel(Cg *c, LLVMValueRef f, const int64_t *shape, int nd, LLVMValueRef *d) {
+    for (int i = nd - 1; i >= 0; i--) {
+        if (shape[i] == 1) {
+            d[i] = cg_i64(c, 0);
+        } else if (i == 0) {
+            d[i] = f;
         } else {
-            LLVMValueRef s = cg_i64(c, n->shape[d]);
-            ix->d[d] = LLVMBuildURem(c->b, f, s, "");
+            LLVMValueRef s = cg_i64(c, shape[i]);
+            d[i] = LLVMBuildURem(c->b, f, s, "");
             f = LLVMBuildUDiv(c->b, f, s, "");
         }
     }
+}
+
+void cg_index_multi(CgKern *k, CgIndex *ix, const IrNode *n) {
+    if (ix->multi) return;
+    unravel(k->c, ix->flat, n->shape, n->ndim, ix->d);
     ix->multi = 1;
 }
 
@@ -150,6 +155,22 @@ static void split_last(CgKern *k, CgIndex *ix, const IrNode *n, CgIndex *pre, LL
         *last = LLVMBuildURem(c->b, ix->flat, cg_i64(c, L), "");
         pre->flat = LLVMBuildUDiv(c->b, ix->flat, cg_i64(c, L), "");
     }
+}
+
+/* The coordinates of a reshape's input from its output's: the dims the two
+ * shapes end with are the same coordinates; only the leading rest goes
+ * through a flat index (nothing when it is unit dims), so an iota read
+ * through [T, L] -> [1, 1, T, L] keeps its row and column without a div/mod
+ * per element. */
+static void reshape_coords(CgKern *k, const CgIndex *ix, const IrNode *n, const IrNode *a, CgIndex *sub) {
+    Cg *c = k->c;
+    int i = n->ndim, j = a->ndim;
+    for (; i > 0 && j > 0 && n->shape[i - 1] == a->shape[j - 1]; i--, j--) sub->d[j - 1] = ix->d[i - 1];
+    LLVMValueRef f = cg_i64(c, 0);
+    for (int d = 0; d < i; d++)
+        if (n->shape[d] != 1) f = LLVMBuildNSWAdd(c->b, LLVMBuildNSWMul(c->b, f, cg_i64(c, n->shape[d]), ""), ix->d[d], "");
+    unravel(c, f, a->shape, j, sub->d);
+    sub->multi = 1;
 }
 
 LLVMValueRef cg_eval(CgKern *k, int32_t id, CgIndex *ix) {
@@ -207,7 +228,9 @@ LLVMValueRef cg_eval(CgKern *k, int32_t id, CgIndex *ix) {
         return cg_eval(k, n->in[0], &sub);
     }
     case OP_RESHAPE:
-        sub.flat = cg_index_flat(k, ix, n);
+        sub.flat = ix->flat; /* the same bytes: the same flat position */
+        if (ix->multi) reshape_coords(k, ix, n, a, &sub);
+        else sub.flat = cg_index_flat(k, ix, n);
         return cg_eval(k, n->in[0], &sub);
     case OP_PERMUTE:
         cg_index_multi(k, ix, n);

@@ -767,6 +767,18 @@ static void group_fused(void) {
     int32_t ng = ir_unary(&g, OP_NEG, y);
     int32_t rs = ir_reshape(&g, ng, 2, y2);
     int32_t m = ir_matmul(&g, rs, w, 0, 0);
+    /* reshapes between a consumer that works on coordinates (permute) and
+     * an inline op: a kept last dim (4) and unit dims, and no dim kept */
+    int64_t u3[3] = {1, 15, 4}, t2[2] = {3, 20};
+    int perm3[3] = {2, 1, 0}, perm2[2] = {1, 0};
+    int32_t ng2 = ir_unary(&g, OP_NEG, z);
+    int32_t rs2 = ir_reshape(&g, ng2, 3, u3);
+    int32_t q1 = ir_permute(&g, rs2, perm3);
+    int32_t sn2 = ir_unary(&g, OP_SIN, z);
+    int32_t rs3 = ir_reshape(&g, sn2, 2, t2);
+    int32_t q2 = ir_permute(&g, rs3, perm2);
+    CHECK(ir_add_output(&g, "q1", q1, IR_OUT_VALUE) == 0);
+    CHECK(ir_add_output(&g, "q2", q2, IR_OUT_VALUE) == 0);
     CHECK(ir_add_output(&g, "p", p, IR_OUT_VALUE) == 0);
     CHECK(ir_add_output(&g, "s", s, IR_OUT_VALUE) == 0);
     CHECK(ir_add_output(&g, "m", m, IR_OUT_VALUE) == 0);
@@ -786,13 +798,14 @@ static void group_fused(void) {
     CHECK_MSG(codegen_build_so(&ent, 1, &tt, &o, path, err, sizeof err) == 0, "%s", err);
     CHECK_MSG(dpoc_step_open(&a, path, err, sizeof err) == 0, "%s", err);
     unlink(path);
-    /* the same schedule regrouped by hand into four kernels:
-     * {broadcast, exp, add} {sin, permute, pad} {mul, reduce} {neg, reshape, matmul} */
-    int32_t mem[] = {bc, e, y, sn, pm, p, sq, s, ng, rs, m};
-    SchedKernel ks[4] = {{y, 0, 3}, {p, 3, 3}, {s, 6, 2}, {m, 8, 3}};
+    /* the same schedule regrouped by hand into six kernels:
+     * {broadcast, exp, add} {sin, permute, pad} {mul, reduce} {neg, reshape, matmul}
+     * {neg, reshape, permute} {sin, reshape, permute} */
+    int32_t mem[] = {bc, e, y, sn, pm, p, sq, s, ng, rs, m, ng2, rs2, q1, sn2, rs3, q2};
+    SchedKernel ks[6] = {{y, 0, 3}, {p, 3, 3}, {s, 6, 2}, {m, 8, 3}, {q1, 11, 3}, {q2, 14, 3}};
     SchedPlan fp = plan;
     fp.kernels = ks;
-    fp.nkernels = 4;
+    fp.nkernels = 6;
     fp.members = mem;
     fp.ncopies = 0;
     ent.plan = &fp;
@@ -800,7 +813,7 @@ static void group_fused(void) {
     CHECK_MSG(codegen_build_so(&ent, 1, &tt, &o, path, err, sizeof err) == 0, "%s", err);
     CHECK_MSG(dpoc_step_open(&b, path, err, sizeof err) == 0, "%s", err);
     unlink(path);
-    CHECK(b.nkernels == 4);
+    CHECK(b.nkernels == 6);
     TcgRng rng = {7};
     DpocStep *st[2] = {&a, &b};
     double xv[12], zv[60], wv[20];
@@ -835,7 +848,17 @@ static void group_fused(void) {
                 bad += got != want;
             }
     CHECK_MSG(bad == 0, "fused pad/permute/sin: %d wrong elements", bad);
-    printf("  %-34s 4 fused kernels = unfused bits\n", "fused members");
+    /* q1[i4, f, 0] = -z[f / 5, f % 5, i4] (f < 15); q2[j, i] = sin(z) at flat i * 20 + j */
+    double q1v[60], q2v[60];
+    tcg_get(&b, "q1", DPOC_ROLE_OUTPUT, q1v, 60);
+    tcg_get(&b, "q2", DPOC_ROLE_OUTPUT, q2v, 60);
+    bad = 0;
+    for (int i4 = 0; i4 < 4; i4++)
+        for (int f = 0; f < 15; f++) bad += q1v[i4 * 15 + f] != -(double)(float)zv[f * 4 + i4];
+    for (int j = 0; j < 20; j++)
+        for (int i = 0; i < 3; i++) bad += q2v[j * 3 + i] != (double)sinf((float)zv[i * 20 + j]);
+    CHECK_MSG(bad == 0, "fused reshape/permute: %d wrong elements", bad);
+    printf("  %-34s 6 fused kernels = unfused bits\n", "fused members");
     dpoc_step_close(&a);
     dpoc_step_close(&b);
     sched_plan_free(&plan);
