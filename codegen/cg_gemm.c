@@ -16,7 +16,7 @@
  * result (below). For a range [begin, end) of strips:
  *
  *   for each run of strips with the same (b, N block n0..n0+nc), rows r0..r1:
- *     for each K block p0..p0+kc (kc <= KC):
+ *     for each K block p0..p0+kc (K cut into equal blocks, multiples of 8, <= KC):
  *       pack B[p0.., n0..] into Bp                      (cg_gemm_pack.c)
  *       for each M block m0..m0+mc of the rows r0..r1 (mc balanced as N's):
  *         A: read in place when A is row-major and stored (rows of a full
@@ -412,9 +412,15 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     CgFor pb, tt, jr, ir, kl;
     LLVMBasicBlockRef kjoin = NULL;
     if (kdone) LLVMBuildStore(b, LLVMConstInt(c->i32, 0, 0), kdone);
-    cg_for_begin(c, &pb, i64z, cg_gemm_ceil_div(c, o->K, cg_i64(c, cfg->kc)), "kb");
-    LLVMValueRef p0 = LLVMBuildNSWMul(b, pb.iv, cg_i64(c, cfg->kc), "p0");
-    LLVMValueRef kc = cg_smin(c, cg_i64(c, cfg->kc), LLVMBuildNSWSub(b, o->K, p0, ""));
+    /* K blocks of equal size (a multiple of 8, at most kc): K = 896 is
+     * 4 x 224 rather than 3 x 256 + 128, whose short block pays a whole
+     * block's C traffic for half the work */
+    LLVMValueRef nkb = cg_gemm_ceil_div(c, o->K, cg_i64(c, cfg->kc));
+    LLVMValueRef kcb = LLVMBuildNSWMul(b, cg_gemm_ceil_div(c, cg_gemm_ceil_div(c, o->K, nkb), cg_i64(c, 8)), cg_i64(c, 8), "kcb");
+    kcb = cg_smin(c, kcb, cg_i64(c, cfg->kc));
+    cg_for_begin(c, &pb, i64z, cg_gemm_ceil_div(c, o->K, kcb), "kb");
+    LLVMValueRef p0 = LLVMBuildNSWMul(b, pb.iv, kcb, "p0");
+    LLVMValueRef kc = cg_smin(c, kcb, LLVMBuildNSWSub(b, o->K, p0, ""));
     /* kk: the rows of this K block the packs and the micro-kernel see */
     LLVMValueRef kk = kc, accum;
     if (kdone) {
