@@ -101,12 +101,7 @@ int32_t ir_binary(IrGraph *g, IrOp op, int32_t a, int32_t b) {
 }
 
 int32_t ir_select(IrGraph *g, int32_t c, int32_t a, int32_t b) {
-    IrNode n;
-    ir_node_proto(&n, OP_SELECT);
-    n.in[0] = c;
-    n.in[1] = a;
-    n.in[2] = b;
-    return ir_add_node(g, &n);
+    return ir_add_op(g, OP_SELECT, 3, (int32_t[]){c, a, b}, 0, NULL);
 }
 
 int32_t ir_cast(IrGraph *g, int32_t a, IrDType t) {
@@ -144,14 +139,16 @@ int32_t ir_permute(IrGraph *g, int32_t a, const int *perm) {
     return ir_add_node(g, &n);
 }
 
-static int32_t add_axis3(IrGraph *g, IrOp op, int32_t a, int64_t x, int64_t y, int64_t z) {
+int32_t ir_add_op(IrGraph *g, IrOp op, int nin, const int32_t *in, int nattr, const int64_t *attr) {
     IrNode n;
     ir_node_proto(&n, op);
-    n.in[0] = a;
-    n.attr[0] = x;
-    n.attr[1] = y;
-    n.attr[2] = z;
+    for (int i = 0; i < nin; i++) n.in[i] = in[i];
+    for (int i = 0; i < nattr; i++) n.attr[i] = attr[i];
     return ir_add_node(g, &n);
+}
+
+static int32_t add_axis3(IrGraph *g, IrOp op, int32_t a, int64_t x, int64_t y, int64_t z) {
+    return ir_add_op(g, op, 1, &a, 3, (int64_t[]){x, y, z});
 }
 
 int32_t ir_slice(IrGraph *g, int32_t a, int axis, int64_t start, int64_t stop) {
@@ -163,44 +160,21 @@ int32_t ir_pad(IrGraph *g, int32_t a, int axis, int64_t lo, int64_t hi) {
 }
 
 int32_t ir_concat(IrGraph *g, int32_t a, int32_t b, int axis) {
-    IrNode n;
-    ir_node_proto(&n, OP_CONCAT);
-    n.in[0] = a;
-    n.in[1] = b;
-    n.attr[0] = axis;
-    return ir_add_node(g, &n);
+    return ir_add_op(g, OP_CONCAT, 2, (int32_t[]){a, b}, 1, (int64_t[]){axis});
 }
 
 int32_t ir_reduce(IrGraph *g, IrOp op, int32_t a, int axis) {
     if (op != OP_REDUCE_SUM && op != OP_REDUCE_MAX) return ir_set_error(g, "%s is not a reduction", ir_op_info[op].name);
-    IrNode n;
-    ir_node_proto(&n, op);
-    n.in[0] = a;
-    n.attr[0] = axis;
-    return ir_add_node(g, &n);
+    return ir_add_op(g, op, 1, &a, 1, (int64_t[]){axis});
 }
 
 static int32_t add2a(IrGraph *g, IrOp op, int32_t a, int32_t b, int64_t x, int64_t y) {
-    IrNode n;
-    ir_node_proto(&n, op);
-    n.in[0] = a;
-    n.in[1] = b;
-    n.attr[0] = x;
-    n.attr[1] = y;
-    return ir_add_node(g, &n);
+    return ir_add_op(g, op, 2, (int32_t[]){a, b}, 2, (int64_t[]){x, y});
 }
 
 int32_t ir_matmul(IrGraph *g, int32_t a, int32_t b, int ta, int tb) { return add2a(g, OP_MATMUL, a, b, ta, tb); }
 int32_t ir_matmul_masked(IrGraph *g, int32_t a, int32_t b, int ta, int tb, int32_t mask, int dim) {
-    IrNode n;
-    ir_node_proto(&n, OP_MATMUL_MASKED);
-    n.in[0] = a;
-    n.in[1] = b;
-    n.in[2] = mask;
-    n.attr[0] = ta;
-    n.attr[1] = tb;
-    n.attr[2] = dim;
-    return ir_add_node(g, &n);
+    return ir_add_op(g, OP_MATMUL_MASKED, 3, (int32_t[]){a, b, mask}, 3, (int64_t[]){ta, tb, dim});
 }
 int32_t ir_gather_rows(IrGraph *g, int32_t table, int32_t ids) { return add2a(g, OP_GATHER_ROWS, table, ids, 0, 0); }
 int32_t ir_scatter_add_rows(IrGraph *g, int32_t grad, int32_t ids, int64_t rows) {

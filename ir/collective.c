@@ -6,21 +6,11 @@
 #include "ir.h"
 
 int32_t ir_all_reduce(IrGraph *g, int32_t a, int axis) {
-    IrNode n;
-    ir_node_proto(&n, OP_ALL_REDUCE);
-    n.in[0] = a;
-    n.attr[0] = axis;
-    return ir_add_node(g, &n);
+    return ir_add_op(g, OP_ALL_REDUCE, 1, &a, 1, (int64_t[]){axis});
 }
 
 int32_t ir_all_gather(IrGraph *g, int32_t a, int axis, int dim, int64_t ranks) {
-    IrNode n;
-    ir_node_proto(&n, OP_ALL_GATHER);
-    n.in[0] = a;
-    n.attr[0] = axis;
-    n.attr[1] = dim;
-    n.attr[2] = ranks;
-    return ir_add_node(g, &n);
+    return ir_add_op(g, OP_ALL_GATHER, 1, &a, 3, (int64_t[]){axis, dim, ranks});
 }
 
 int32_t ir_axis_index(IrGraph *g, int axis) {

@@ -155,6 +155,8 @@ int64_t ir_numel(const IrNode *n);
  * fills or checks the rest; the node is hash-consed and appended. */
 int32_t ir_add_node(IrGraph *g, const IrNode *proto);
 void ir_node_proto(IrNode *n, IrOp op); /* zeroes, in[]=-1, name=-1, shard none */
+/* a node of op with inputs in[0..nin) and attributes attr[0..nattr) (ir_add_node) */
+int32_t ir_add_op(IrGraph *g, IrOp op, int nin, const int32_t *in, int nattr, const int64_t *attr);
 
 /* shape/dtype inference for a prototype whose inputs live in g (checked:
  * op code and input ids are validated first). Returns 0
