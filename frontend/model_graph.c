@@ -32,9 +32,12 @@
  * row (causal), its own rows of the softmax are complete, the blocks'
  * outputs are concatenated, and the scores and the key/value prefixes are
  * IR_F_REMAT (the scores not with BuildOptions.attn_keep: a small model
- * keeps them, and the backward does not redo the score matmuls and exps). With BuildOptions.remat_activations the normalised x of every
- * rmsnorm and the sigmoid of every MLP are IR_F_REMAT too: the backward
- * keeps only the norm's input and the MLP's gate and up projections. RoPE tables: inv_freq_j = theta^(-2j/d), angles
+ * keeps them, and the backward does not redo the score matmuls and exps).
+ * With BuildOptions.remat_activations the normalised x of every rmsnorm
+ * and the sigmoid of every MLP are IR_F_REMAT too: the backward keeps only
+ * the norm's input and the MLP's gate and up projections.
+ *
+ * RoPE tables: inv_freq_j = theta^(-2j/d), angles
  * t * inv_freq_j and their cos/sin are computed in double precision from
  * iota and rounded once to the working dtype (the IR has no pow; doing it
  * in f32 would cost ~T*2^-24 rad of angle error for long sequences).

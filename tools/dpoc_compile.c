@@ -72,7 +72,7 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"mesh", 0, OPT_STRING, &a->mesh_s, NULL, 0, "compile one rank of a dp x tp mesh, e.g. dp=2,tp=2 (default: YAML parallel:)"},
         {"vocab-chunk", 0, OPT_STRING, &a->vocab_chunk_s, NULL, 0, "head log-softmax in chunks of N vocabulary columns, recomputed by the backward (0: whole; default: auto)"},
         {"no-remat", 0, OPT_FLAG, NULL, &a->no_remat, 0, "keep rmsnorm and SiLU activations instead of recomputing them in the backward"},
-        {"attn-block", 0, OPT_STRING, &a->attn_block_s, NULL, 0, "attention in blocks of N query rows, recomputed by the backward (0: whole; default: auto)"},
+        {"attn-block", 0, OPT_STRING, &a->attn_block_s, NULL, 0, "attention in blocks of N query rows, each against the keys it may see (0: whole; default: auto)"},
         {"dense-head", 0, OPT_FLAG, NULL, &a->dense_head, 0, "compute the head for every position, not only where loss_mask is 1"},
         {"attn-keep", 0, OPT_STRING, &a->attn_keep_s, NULL, 0, "1: keep the attention blocks' scores for the backward; 0: recompute them there (default: auto, kept when they total <= 64 MiB)"},
         {"output", 'o', OPT_STRING, &a->out, NULL, 0, "write the step.so here"},
