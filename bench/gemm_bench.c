@@ -1,6 +1,6 @@
 /* gemm_bench.c — dpoc's compiled matmul kernels against OpenBLAS sgemm.
  *
- * usage: gemm_bench --model MODEL.yaml [--threads 1,2] [--min-time S] [--peak-gflops P] [--clock wall|cpu]
+ * usage: gemm_bench --model MODEL.yaml [--threads 1,2] [--min-time S] [--rounds R] [--peak-gflops P] [--clock wall|cpu]
  *        gemm_bench --tokens M --hidden H --q QD --kv KVD --inter I --vocab V [...]
  *
  * With --model, the shapes are every distinct f32 matmul of the model's
@@ -21,8 +21,11 @@
  * (row-major, same transposes; one call per batch entry, as PyTorch's CPU
  * bmm does) runs the same product with openblas_set_num_threads(threads);
  * set OPENBLAS_NUM_THREADS too, or its threads spin during dpoc's runs.
- * Each is run once to warm up, then repeatedly until --min-time seconds
- * (default 0.3) have passed, at least three times; the best time counts.
+ * Each is run once to warm up; then the two take turns --rounds times
+ * (default 3), each running repeatedly in a round until its share of
+ * --min-time seconds (default 0.3 in all) has passed, at least three times
+ * over the rounds; the best time counts. Taking turns spreads a slow phase of a shared machine
+ * over both instead of letting it fall on one.
  * GFLOP/s is 2.B.M.N.K / time; "ratio" is dpoc / OpenBLAS (> 1: dpoc
  * faster); "%peak" is dpoc's GFLOP/s over threads x the per-thread peak
  * (--peak-gflops, default: /proc/cpuinfo's MHz x SIMD lanes x 2 x 2 FMA
@@ -140,10 +143,12 @@ static void run_blas(const Timed *t) {
                     t->b + i * s->K * s->N, s->tb ? (int)s->K : (int)s->N, 0.0f, t->c + i * s->M * s->N, (int)s->N);
 }
 
-static double best_time(void (*fn)(const Timed *), const Timed *t, double min_time) {
-    fn(t);
+/* the best of at least min_runs timed calls lasting min_time in all,
+ * after one untimed warm-up call when warm is set */
+static double best_time(void (*fn)(const Timed *), const Timed *t, double min_time, int min_runs, int warm) {
+    if (warm) fn(t);
     double best = INFINITY, start = now_s();
-    for (int i = 0; i < 3 || now_s() - start < min_time; i++) {
+    for (int i = 0; i < min_runs || now_s() - start < min_time; i++) {
         double t0 = now_s();
         fn(t);
         double dt = now_s() - t0;
@@ -154,7 +159,7 @@ static double best_time(void (*fn)(const Timed *), const Timed *t, double min_ti
 
 static const char *op_name(const Shape *s) { return s->ta ? (s->tb ? "ATBT" : "ATB") : s->tb ? "ABT" : "AB"; }
 
-static int bench_shape(const Shape *sh, const int *threads, int nthreads, double min_time, double peak1,
+static int bench_shape(const Shape *sh, const int *threads, int nthreads, double min_time, int rounds, double peak1,
                        const char *dir, Totals *tot) {
     char err[1024], path[512];
     snprintf(path, sizeof path, "%s/mm.so", dir);
@@ -179,18 +184,28 @@ static int bench_shape(const Shape *sh, const int *threads, int nthreads, double
     fill(b, nbatch(sh) * sh->K * sh->N, 2);
     double gflop = 2.0 * (double)nbatch(sh) * (double)sh->M * (double)sh->N * (double)sh->K * 1e-9;
     for (int ti = 0; ti < nthreads; ti++) {
-        ThreadPool *pool = tpool_create(threads[ti], err, sizeof err);
-        if (!pool) {
-            fprintf(stderr, "gemm_bench: %s\n", err);
-            break;
+        /* dpoc and OpenBLAS take turns, rounds times, each round a share of
+         * min_time: a slow phase of a shared machine then falls on both */
+        double td = INFINITY, tb = INFINITY;
+        int failed = 0, runs = (3 + rounds - 1) / rounds;
+        for (int r = 0; r < rounds; r++) {
+            ThreadPool *pool = tpool_create(threads[ti], err, sizeof err);
+            if (!pool) {
+                fprintf(stderr, "gemm_bench: %s\n", err);
+                failed = 1;
+                break;
+            }
+            DpocServices svc = tpool_services(pool);
+            Timed t = {&step, &svc, sh, a, b, cb};
+            clock_threads = threads[ti];
+            double x = best_time(run_dpoc, &t, min_time / rounds, runs, r == 0);
+            if (x < td) td = x;
+            tpool_destroy(pool);
+            openblas_set_num_threads(threads[ti]);
+            x = best_time(run_blas, &t, min_time / rounds, runs, r == 0);
+            if (x < tb) tb = x;
         }
-        DpocServices svc = tpool_services(pool);
-        Timed t = {&step, &svc, sh, a, b, cb};
-        clock_threads = threads[ti];
-        double td = best_time(run_dpoc, &t, min_time);
-        tpool_destroy(pool);
-        openblas_set_num_threads(threads[ti]);
-        double tb = best_time(run_blas, &t, min_time);
+        if (failed) break;
         double diff = 0, mag = 0;
         for (int64_t i = 0; i < nc; i++) {
             double d = fabs((double)c[i] - (double)cb[i]);
@@ -289,15 +304,16 @@ static double default_peak(void) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: gemm_bench --model MODEL.yaml [--threads 1,2] [--min-time S] [--peak-gflops P] [--clock wall|cpu]\n"
+    fprintf(stderr, "usage: gemm_bench --model MODEL.yaml [--threads 1,2] [--min-time S] [--rounds R] [--peak-gflops P] [--clock wall|cpu]\n"
                     "       gemm_bench --tokens M --hidden H --q QD --kv KVD --inter I --vocab V\n"
-                    "                  [--threads 1,2] [--min-time S] [--peak-gflops P] [--clock wall|cpu]\n");
+                    "                  [--threads 1,2] [--min-time S] [--rounds R] [--peak-gflops P] [--clock wall|cpu]\n");
 }
 
 int main(int argc, char **argv) {
     int64_t M = 0, H = 0, QD = 0, KVD = 0, IM = 0, V = 0;
     int threads[8] = {1, 2}, nthreads = 2;
     double min_time = 0.3, peak1 = 0;
+    int rounds = 3;
     const char *model = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -311,6 +327,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vocab")) V = atoll(v);
         else if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--min-time")) min_time = atof(v);
+        else if (!strcmp(a, "--rounds")) rounds = atoi(v);
         else if (!strcmp(a, "--peak-gflops")) peak1 = atof(v);
         else if (!strcmp(a, "--clock") && (!strcmp(v, "cpu") || !strcmp(v, "wall"))) use_cpu_clock = !strcmp(v, "cpu");
         else if (!strcmp(a, "--threads")) {
@@ -322,7 +339,7 @@ int main(int argc, char **argv) {
             }
         } else return usage(), 2;
     }
-    if (nthreads < 1) return usage(), 2;
+    if (nthreads < 1 || rounds < 1) return usage(), 2;
     for (int i = 0; i < nthreads; i++)
         if (threads[i] < 1) return usage(), 2;
     if (peak1 <= 0) peak1 = default_peak();
@@ -365,7 +382,7 @@ int main(int argc, char **argv) {
     memset(&tot, 0, sizeof tot);
     int rc = 0;
     for (int i = 0; i < nshapes; i++)
-        if (bench_shape(&shapes[i], threads, nthreads, min_time, peak1, dir, &tot)) rc = 1;
+        if (bench_shape(&shapes[i], threads, nthreads, min_time, rounds, peak1, dir, &tot)) rc = 1;
     for (int ti = 0; ti < nthreads; ti++) {
         printf("GEMM time of one step, %d thread(s): dpoc %.4f s, OpenBLAS %.4f s, ratio %.3f\n", threads[ti],
                tot.dpoc[ti], tot.blas[ti], tot.blas[ti] / tot.dpoc[ti]);
