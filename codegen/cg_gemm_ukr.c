@@ -19,10 +19,16 @@
  * rounded value that C holds, which is exactly the value the register held
  * (f32 both), so splitting K into blocks changes no bit.
  *
- * Before the loop the C tile's rows are prefetched for writing
- * (llvm.prefetch, rw = 1): they are stored at the end, and loaded first in
- * later K blocks. Without FMA in the target the product and sum are two
- * rounded operations (still one fixed order).
+ * Before the loop the rows of the next micro-tile down (C + mr * ldc, the
+ * tile the driver's M loop hands over next) are prefetched for writing
+ * (llvm.prefetch, rw = 1): a tile is loaded at its start in later K blocks
+ * and stored at its end, and between K blocks a run's whole C panel has
+ * passed through the cache, so its rows come from L3 or memory. Fetching
+ * the tile's own rows there, right before the loads, hid nothing; fetching
+ * the next tile's gives them a whole k loop (kc steps) to arrive. The last
+ * tile of a block prefetches rows it does not own (prefetches never fault).
+ * Without FMA in the target the product and sum are two rounded operations
+ * (still one fixed order).
  */
 #include "cg_gemm.h"
 
@@ -64,7 +70,7 @@ LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, LLVMTypeRef *fty) {
     LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(c->ctx, fn, "k");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "store");
 
-    /* entry: row pointers of C and A, prefetch, zero start */
+    /* entry: row pointers of C and A, prefetch of the next tile, zero start */
     LLVMPositionBuilderAtEnd(b, entry);
     LLVMValueRef crow[MAXR], arow[MAXR];
     LLVMTypeRef pty;
@@ -72,9 +78,11 @@ LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, LLVMTypeRef *fty) {
     for (int i = 0; i < mr; i++) {
         crow[i] = cg_gep(c, c->f32, C, LLVMBuildNSWMul(b, ldc, cg_i64(c, i), ""));
         arow[i] = cg_gep(c, c->f32, A, LLVMBuildNSWMul(b, rs, cg_i64(c, i), ""));
-        LLVMValueRef pa[4] = {crow[i], LLVMConstInt(c->i32, 1, 0), LLVMConstInt(c->i32, 3, 0), LLVMConstInt(c->i32, 1, 0)};
+        /* the next micro-tile down (rows mr + i): the driver's next call */
+        LLVMValueRef nrow = cg_gep(c, c->f32, C, LLVMBuildNSWMul(b, ldc, cg_i64(c, mr + i), ""));
+        LLVMValueRef pa[4] = {nrow, LLVMConstInt(c->i32, 1, 0), LLVMConstInt(c->i32, 3, 0), LLVMConstInt(c->i32, 1, 0)};
         LLVMBuildCall2(b, pty, pf, pa, 4, "");
-        pa[0] = cg_gep(c, c->f32, crow[i], cg_i64(c, cfg->nr - 1));
+        pa[0] = cg_gep(c, c->f32, nrow, cg_i64(c, cfg->nr - 1));
         LLVMBuildCall2(b, pty, pf, pa, 4, "");
     }
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntNE, acc_in, LLVMConstInt(c->i32, 0, 0), ""), ldblk, head);
