@@ -221,28 +221,49 @@ void cg_gemm_pack_a(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef r0, LLVMV
     int vl = 1;
     while (vl < mr) vl *= 2;
     if (o->ta && o->aptr) {
-        /* A^T stored: the mr values of panel column k are contiguous. One
-         * vl-wide load (vl >= mr; the panel's rows up to vl must exist) and
-         * one vl-wide store per k: the store runs vl - mr floats into the
-         * next column's slot, which the next store (or the next panel, or
-         * the buffer's slack) then overwrites */
+        /* A^T stored: the mr values of panel column k are contiguous. k
+         * outer, panels inner: row k of A^T is read along its length (one
+         * sequential stream per k) instead of down a column of rows that are
+         * M floats apart, which for M a multiple of 1024 all share a few
+         * cache sets and evict each other before the next panel reuses the
+         * line. One vl-wide load (vl >= mr; the panel's rows up to vl must
+         * exist) and one vl-wide store per (k, panel) for k < kc - 1: the
+         * store runs vl - mr floats into the slot of column k + 1, which the
+         * next k's store then overwrites. The last column is stored mr wide
+         * (its spill would land in the next panel's column 0, already
+         * written). */
         LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)vl);
+        LLVMValueRef first[64];
+        for (int i = 0; i < mr; i++) first[i] = LLVMConstInt(c->i32, (unsigned long long)i, 0);
+        LLVMValueRef take = LLVMConstVector(first, (unsigned)mr);
         LLVMValueRef src0 = o->aptr;
         /* panels [0, nvec) have rows r0 + ip*mr + vl <= M */
         LLVMValueRef room = LLVMBuildNSWSub(b, LLVMBuildNSWSub(b, o->M, cg_i64(c, vl), ""), r0, "");
         LLVMValueRef nvec = cg_smax(c, cg_i64(c, 0), LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, room, cg_i64(c, mr), ""), cg_i64(c, mr), ""));
         nvec = cg_smin(c, nvec, LLVMBuildSDiv(b, rows, cg_i64(c, mr), ""));
         nvec = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, room, cg_i64(c, 0), ""), cg_i64(c, 0), nvec, "");
-        cg_for_begin(c, &ip, cg_i64(c, 0), nvec, "av");
-        LLVMValueRef row0 = LLVMBuildNSWAdd(b, r0, LLVMBuildNSWMul(b, ip.iv, cg_i64(c, mr), ""), "");
-        LLVMValueRef pdst = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, ip.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, mr), ""), ""));
-        cg_for_begin(c, &kk, cg_i64(c, 0), kc, "ak");
-        LLVMValueRef src = cg_gep(c, c->f32, src0, a_flat(o, row0, k_of(o, p0, kk.iv)));
-        LLVMValueRef x = cg_load(k, vt, src, 0);
-        LLVMValueRef st = LLVMBuildStore(b, x, cg_gep(c, c->f32, pdst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, mr), "")));
-        LLVMSetAlignment(st, 4);
-        cg_for_end(c, &kk);
-        cg_for_end(c, &ip);
+        LLVMValueRef klast = LLVMBuildNSWSub(b, kc, cg_i64(c, 1), "");
+        for (int last = 0; last < 2; last++) {
+            LLVMBasicBlockRef join = NULL;
+            if (last) {
+                cg_if_begin(c, LLVMBuildICmp(b, LLVMIntSGE, klast, cg_i64(c, 0), ""), &join);
+                cg_for_begin(c, &kk, klast, kc, "akl");
+            } else {
+                cg_for_begin(c, &kk, cg_i64(c, 0), klast, "ak");
+            }
+            LLVMValueRef kg = k_of(o, p0, kk.iv);
+            LLVMValueRef dcol = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, mr), ""));
+            cg_for_begin(c, &ip, cg_i64(c, 0), nvec, "av");
+            LLVMValueRef row0 = LLVMBuildNSWAdd(b, r0, LLVMBuildNSWMul(b, ip.iv, cg_i64(c, mr), ""), "");
+            LLVMValueRef x = cg_load(k, vt, cg_gep(c, c->f32, src0, a_flat(o, row0, kg)), 0);
+            if (last) x = LLVMBuildShuffleVector(b, x, LLVMGetUndef(vt), take, "");
+            LLVMValueRef at = cg_gep(c, c->f32, dcol, LLVMBuildNSWMul(b, ip.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, mr), ""), ""));
+            LLVMValueRef st = LLVMBuildStore(b, x, at);
+            LLVMSetAlignment(st, 4);
+            cg_for_end(c, &ip);
+            cg_for_end(c, &kk);
+            if (last) cg_if_end(c, join);
+        }
         p_first = nvec;
     }
     cg_for_begin(c, &ip, p_first, npan, "ap");
