@@ -78,11 +78,15 @@ LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, LLVMTypeRef *fty) {
     for (int i = 0; i < mr; i++) {
         crow[i] = cg_gep(c, c->f32, C, LLVMBuildNSWMul(b, ldc, cg_i64(c, i), ""));
         arow[i] = cg_gep(c, c->f32, A, LLVMBuildNSWMul(b, rs, cg_i64(c, i), ""));
-        /* the next micro-tile down (rows mr + i): the driver's next call */
-        LLVMValueRef nrow = cg_gep(c, c->f32, C, LLVMBuildNSWMul(b, ldc, cg_i64(c, mr + i), ""));
+        /* the next micro-tile down (rows mr + i): the driver's next call.
+         * Plain (not inbounds) GEPs: past the last tile the address may lie
+         * outside C, which a prefetch may name but an inbounds GEP may not */
+        LLVMValueRef off = LLVMBuildNSWMul(b, ldc, cg_i64(c, mr + i), "");
+        LLVMValueRef nrow = LLVMBuildGEP2(b, c->f32, C, &off, 1, "");
         LLVMValueRef pa[4] = {nrow, LLVMConstInt(c->i32, 1, 0), LLVMConstInt(c->i32, 3, 0), LLVMConstInt(c->i32, 1, 0)};
         LLVMBuildCall2(b, pty, pf, pa, 4, "");
-        pa[0] = cg_gep(c, c->f32, nrow, cg_i64(c, cfg->nr - 1));
+        LLVMValueRef last = cg_i64(c, cfg->nr - 1);
+        pa[0] = LLVMBuildGEP2(b, c->f32, nrow, &last, 1, "");
         LLVMBuildCall2(b, pty, pf, pa, 4, "");
     }
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntNE, acc_in, LLVMConstInt(c->i32, 0, 0), ""), ldblk, head);
