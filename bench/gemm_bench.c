@@ -24,8 +24,8 @@
  * Each is run once to warm up; then the two take turns --rounds times
  * (default 3), each running repeatedly in a round until its share of
  * --min-time seconds (default 0.3 in all) has passed, at least three times
- * over the rounds; the best time counts. Taking turns spreads a slow phase of a shared machine
- * over both instead of letting it fall on one.
+ * over the rounds; the best time counts. Taking turns spreads a slow
+ * phase of a shared machine over both instead of letting it fall on one.
  * GFLOP/s is 2.B.M.N.K / time; "ratio" is dpoc / OpenBLAS (> 1: dpoc
  * faster); "%peak" is dpoc's GFLOP/s over threads x the per-thread peak
  * (--peak-gflops, default: /proc/cpuinfo's MHz x SIMD lanes x 2 x 2 FMA
@@ -184,8 +184,7 @@ static int bench_shape(const Shape *sh, const int *threads, int nthreads, double
     fill(b, nbatch(sh) * sh->K * sh->N, 2);
     double gflop = 2.0 * (double)nbatch(sh) * (double)sh->M * (double)sh->N * (double)sh->K * 1e-9;
     for (int ti = 0; ti < nthreads; ti++) {
-        /* dpoc and OpenBLAS take turns, rounds times, each round a share of
-         * min_time: a slow phase of a shared machine then falls on both */
+        /* the turns (see the header) */
         double td = INFINITY, tb = INFINITY;
         int failed = 0, runs = (3 + rounds - 1) / rounds;
         for (int r = 0; r < rounds; r++) {

@@ -242,27 +242,21 @@ void cg_gemm_pack_a(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef r0, LLVMV
         LLVMValueRef nvec = cg_smax(c, cg_i64(c, 0), LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, room, cg_i64(c, mr), ""), cg_i64(c, mr), ""));
         nvec = cg_smin(c, nvec, LLVMBuildSDiv(b, rows, cg_i64(c, mr), ""));
         nvec = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, room, cg_i64(c, 0), ""), cg_i64(c, 0), nvec, "");
-        LLVMValueRef klast = LLVMBuildNSWSub(b, kc, cg_i64(c, 1), "");
-        for (int last = 0; last < 2; last++) {
-            LLVMBasicBlockRef join = NULL;
-            if (last) {
-                cg_if_begin(c, LLVMBuildICmp(b, LLVMIntSGE, klast, cg_i64(c, 0), ""), &join);
-                cg_for_begin(c, &kk, klast, kc, "akl");
-            } else {
-                cg_for_begin(c, &kk, cg_i64(c, 0), klast, "ak");
-            }
+        /* columns [0, kl) vl wide, [kl, kc) (the last one) mr wide */
+        LLVMValueRef kl = cg_smax(c, LLVMBuildNSWSub(b, kc, cg_i64(c, 1), ""), cg_i64(c, 0));
+        for (int narrow = 0; narrow < 2; narrow++) {
+            cg_for_begin(c, &kk, narrow ? kl : cg_i64(c, 0), narrow ? kc : kl, narrow ? "akl" : "ak");
             LLVMValueRef kg = k_of(o, p0, kk.iv);
             LLVMValueRef dcol = cg_gep(c, c->f32, dst, LLVMBuildNSWMul(b, kk.iv, cg_i64(c, mr), ""));
             cg_for_begin(c, &ip, cg_i64(c, 0), nvec, "av");
             LLVMValueRef row0 = LLVMBuildNSWAdd(b, r0, LLVMBuildNSWMul(b, ip.iv, cg_i64(c, mr), ""), "");
             LLVMValueRef x = cg_load(k, vt, cg_gep(c, c->f32, src0, a_flat(o, row0, kg)), 0);
-            if (last) x = LLVMBuildShuffleVector(b, x, LLVMGetUndef(vt), take, "");
+            if (narrow) x = LLVMBuildShuffleVector(b, x, LLVMGetUndef(vt), take, "");
             LLVMValueRef at = cg_gep(c, c->f32, dcol, LLVMBuildNSWMul(b, ip.iv, LLVMBuildNSWMul(b, kc, cg_i64(c, mr), ""), ""));
             LLVMValueRef st = LLVMBuildStore(b, x, at);
             LLVMSetAlignment(st, 4);
             cg_for_end(c, &ip);
             cg_for_end(c, &kk);
-            if (last) cg_if_end(c, join);
         }
         p_first = nvec;
     }
