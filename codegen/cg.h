@@ -64,6 +64,7 @@ typedef struct CgSig {
     char *key;           /* the canonical key text */
     size_t len, kcap;
     int64_t in_bytes, flops;
+    int inplace;         /* an input is the output's own bytes (cg_dedup.c): no alias claim */
 } CgSig;
 
 typedef struct Cg {

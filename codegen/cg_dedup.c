@@ -24,7 +24,12 @@
  * inputs, which may be the same bytes in one call (a value and a reshape of
  * it) and different bytes in another. The walk checks the claim for every
  * call against the schedule's places, so it holds for every call of a
- * shared function.
+ * shared function. One overlap is allowed: an *in-place map*, where an
+ * elementwise root without a matmul reads a direct input of its own type
+ * from exactly its output's bytes (a concat the schedule hosted there,
+ * passes/sched_concat.c), so each element is read where it is then written.
+ * Such a kernel makes no claim (CgSig.inplace) and its key says so, so it
+ * never shares a function with one that does.
  *
  * The walk's per-node scratch is stamped with an epoch instead of cleared,
  * so a walk costs the size of the kernel, not of the graph. Functions are
@@ -82,7 +87,7 @@ static int sig_reserve(Cg *c, int32_t nnodes) {
         memset(s->stamp, 0, (size_t)s->cap * sizeof *s->stamp);
         s->epoch = 1;
     }
-    s->nargs = s->ninline = 0;
+    s->nargs = s->ninline = s->inplace = 0;
     s->len = 0;
     s->in_bytes = s->flops = 0;
     return 0;
@@ -105,7 +110,19 @@ typedef struct SigWalk {
     CgKern k;            /* g, plan, member: what cg_is_stored needs */
     int out_region;
     int64_t out_offset, out_bytes;
+    int map;             /* the root is elementwise and no member is a matmul */
 } SigWalk;
+
+/* may stored input id overlap the output (an in-place map, see the header)? */
+static int inplace_input(const SigWalk *w, int32_t id, int64_t off, int64_t nb) {
+    const IrNode *r = ir_node(w->k.g, w->k.root), *n = ir_node(w->k.g, id);
+    if (!w->map || off != w->out_offset || nb != w->out_bytes || n->dtype != r->dtype || n->ndim != r->ndim ||
+        memcmp(n->shape, r->shape, (size_t)n->ndim * sizeof n->shape[0]) != 0)
+        return 0;
+    for (int i = 0; i < ir_op_info[r->op].nin; i++)
+        if (r->in[i] == id) return 1;
+    return 0;
+}
 
 static int64_t node_bytes(const IrNode *n) { return ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype); }
 
@@ -126,10 +143,15 @@ static int sig_visit(Cg *c, SigWalk *w, int32_t id) {
         s->local[id] = slot;
         int64_t nb = node_bytes(n), off = w->k.plan->offset[id];
         s->in_bytes += nb;
-        if (w->k.plan->region[id] == w->out_region && off < w->out_offset + w->out_bytes && w->out_offset < off + nb)
+        if (w->k.plan->region[id] == w->out_region && off < w->out_offset + w->out_bytes && w->out_offset < off + nb) {
+            if (inplace_input(w, id, off, nb)) {
+                s->inplace = 1;
+                return key_printf(c, "s%d=inplace ", slot) || key_shape(c, n) || key_printf(c, ";");
+            }
             return cg_fail(c, "schedule places the output of kernel %%%d (bytes %lld..%lld of region %d) over its input %%%d",
                            w->k.root, (long long)w->out_offset, (long long)(w->out_offset + w->out_bytes), w->out_region,
                            id);
+        }
         return key_printf(c, "s%d=", slot) || key_shape(c, n) || key_printf(c, ";");
     }
     const IrOpInfo *info = &ir_op_info[n->op];
@@ -158,7 +180,8 @@ int cg_sig_build(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, cons
     SigWalk w = {.k = {.c = c, .g = g, .plan = p, .root = root, .member = member},
                  .out_region = out_region,
                  .out_offset = out_offset,
-                 .out_bytes = node_bytes(ir_node(g, root))};
+                 .out_bytes = node_bytes(ir_node(g, root)),
+                 .map = ir_op_info[ir_node(g, root)->op].cls == FC_ELEMWISE && cg_kernel_matmul(g, root, member) < 0};
     if (sig_add_arg(c, root) != 0) return -1; /* slot 0: the output */
     if (key_printf(c, "out=") || key_shape(c, ir_node(g, root)) || key_printf(c, ";")) return -1;
     if (sig_visit(c, &w, root)) return -1;

@@ -375,7 +375,7 @@ static int emit_body(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, 
     k.entry = LLVMGetInsertBlock(c->b);
     k.args = LLVMGetParam(fn, 0);
     k.out_ptr = LLVMBuildLoad2(c->b, c->ptr, k.args, "out");
-    make_scopes(&k, c->funcs[fi].name);
+    if (!c->sig.inplace) make_scopes(&k, c->funcs[fi].name); /* no scopes: no alias claim */
     LLVMBasicBlockRef start = LLVMAppendBasicBlockInContext(c->ctx, fn, "start");
     LLVMPositionBuilderAtEnd(c->b, start);
     LLVMValueRef begin = LLVMGetParam(fn, 1), end = LLVMGetParam(fn, 2);

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "passes.h"
+#include "sched_concat.h"
 
 static int64_t align_up(int64_t x) { return (x + DPOC_REGION_ALIGN - 1) / DPOC_REGION_ALIGN * DPOC_REGION_ALIGN; }
 
@@ -55,9 +56,10 @@ typedef struct Live {
     int32_t last; /* last kernel step reading it */
 } Live;
 
-/* first-fit allocation over the arena buffers, in kernel order */
+/* first-fit allocation over the arena buffers, in order of their first
+ * write (start[]: the buffer's kernel, or a hosted value's if earlier) */
 static int arena_alloc(SchedPlan *p, const IrGraph *g, const int32_t *buf_nodes, int32_t nbuf,
-                       const int32_t *step, const int32_t *last, char *err, size_t errlen) {
+                       const int32_t *start, const int32_t *last, char *err, size_t errlen) {
     Live *act = malloc(sizeof *act * (size_t)(nbuf ? nbuf : 1));
     if (!act) {
         snprintf(err, errlen, "out of memory");
@@ -67,7 +69,7 @@ static int arena_alloc(SchedPlan *p, const IrGraph *g, const int32_t *buf_nodes,
     int64_t peak = 0;
     for (int32_t b = 0; b < nbuf; b++) {
         int32_t id = buf_nodes[b];
-        int32_t t = step[id];
+        int32_t t = start[id];
         int32_t k = 0;
         for (int32_t i = 0; i < nact; i++) /* release buffers read for the last time before t */
             if (act[i].last >= t) act[k++] = act[i];
@@ -91,6 +93,17 @@ static int arena_alloc(SchedPlan *p, const IrGraph *g, const int32_t *buf_nodes,
     free(act);
     p->arena_bytes = peak;
     return 0;
+}
+
+/* Orders the arena buffers by first write, ties by id (stable insertion
+ * sort: starts only move earlier for hosts, so the ids are nearly sorted). */
+static void sort_by_start(int32_t *bufs, int32_t nbuf, const int32_t *start) {
+    for (int32_t i = 1; i < nbuf; i++) {
+        int32_t b = bufs[i], j = i;
+        for (; j > 0 && (start[bufs[j - 1]] > start[b] || (start[bufs[j - 1]] == start[b] && bufs[j - 1] > b)); j--)
+            bufs[j] = bufs[j - 1];
+        bufs[j] = b;
+    }
 }
 
 /* the tensor-table slot of output i; NULL + err when it has none or differs */
@@ -225,9 +238,11 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
     int32_t *last = malloc(nn * sizeof *last);
     int32_t *bufs = malloc(nn * sizeof *bufs);
     uint8_t *placed = calloc(nn, 1);
+    int32_t *host = malloc(nn * sizeof *host), *start = malloc(nn * sizeof *start);
+    int64_t *hoff = calloc(nn, sizeof *hoff);
     int32_t nbuf = 0;
     if (!p->region || !p->offset || !p->kernels || !p->members || !p->copies || !live || !root || !step || !last ||
-        !bufs || !placed) {
+        !bufs || !placed || !host || !start || !hoff) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -273,6 +288,10 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
             p->copies[p->ncopies++] = (SchedCopy){g->outs[i].id, e->region, e->offset, step[r]};
         }
     }
+    /* concat placement (sched_concat.c): hosted values, dropped kernels */
+    for (int32_t id = 0; id < n; id++) host[id] = -1;
+    if (fused && sched_place_concats(g, p, live, step, placed, host, hoff, err, errlen)) goto fail;
+    for (int32_t id = 0; id < n; id++) last[id] = start[id] = step[id];
     /* 3. leaves, aliases, arena buffers; 4. liveness */
     for (int32_t id = 0; id < n; id++) {
         if (!live[id]) continue;
@@ -296,6 +315,10 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
         }
         if (x->op == OP_RESHAPE) continue; /* placed below, once the root has its place */
         if (fused && step[id] < 0) continue; /* computed inline only: no storage */
+        if (host[id] >= 0) { /* in its host's bytes, which must be there from its kernel on */
+            if (start[host[id]] > start[id]) start[host[id]] = start[id];
+            continue;
+        }
         if (!placed[id]) bufs[nbuf++] = id;
         for (int k = 0; k < ir_op_info[x->op].nin && !fused; k++) {
             int32_t r = root[x->in[k]];
@@ -303,7 +326,13 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
         }
     }
     if (fused && sched_fused_reads(g, p, root, step, last, err, errlen)) goto fail;
-    if (arena_alloc(p, g, bufs, nbuf, step, last, err, errlen) < 0) goto fail;
+    sort_by_start(bufs, nbuf, start);
+    if (arena_alloc(p, g, bufs, nbuf, start, last, err, errlen) < 0) goto fail;
+    for (int32_t id = n - 1; id >= 0; id--) { /* hosts have higher ids than what they host */
+        if (host[id] < 0) continue;
+        p->region[id] = p->region[host[id]];
+        p->offset[id] = p->offset[host[id]] + hoff[id];
+    }
     for (int32_t id = 0; id < n; id++) {
         if (!live[id] || ir_node(g, id)->op != OP_RESHAPE) continue;
         p->region[id] = p->region[root[id]];
@@ -315,6 +344,9 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
     free(last);
     free(bufs);
     free(placed);
+    free(host);
+    free(start);
+    free(hoff);
     return 0;
 fail:
     free(live);
@@ -323,6 +355,9 @@ fail:
     free(last);
     free(bufs);
     free(placed);
+    free(host);
+    free(start);
+    free(hoff);
     sched_plan_free(p);
     return -1;
 }

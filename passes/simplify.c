@@ -11,7 +11,8 @@
  *     axis, full slice, zero pad, select on a constant condition, ...);
  *   - replace it by a new, simpler node (0-x -> neg x, x*-1 -> neg x,
  *     reshape(reshape x) -> reshape x, broadcast(broadcast x), permute of a
- *     permute -> one permute, stop_grad(stop_grad x)).
+ *     permute -> one permute, stop_grad(stop_grad x)), or by two
+ *     (add(pad a, pad b) of adjacent blocks -> pad(concat(a, b))).
  * Otherwise the node is copied. Because the new graph hash-conses, values
  * that became identical merge, which is CSE. Rounds repeat until one changes
  * nothing (each rewrite makes the graph strictly simpler, and the count is
@@ -274,6 +275,50 @@ static int identity(const IrGraph *g, const IrNode *q, int32_t *rep, IrNode *o) 
     return *rep >= 0 ? RW_EXISTING : RW_NONE;
 }
 
+/* add(pad(a), pad(b)) along one axis where b's block starts right where a's
+ * ends (or the other way round) is pad(concat(a, b)): every element is one
+ * operand's value plus a padding zero (signed zeros aside, as x+0 -> x). The
+ * weight gradient of a head in vocabulary chunks is such a sum of one pad
+ * per chunk; as a concat, schedule.c can place each chunk's gradient in its
+ * rows of the result instead of keeping them all until the sum. Adds the
+ * concat to the new graph and returns RW_NEW with the pad in *o, or RW_NONE
+ * (-1 after an error, message in c->err). */
+static int pad_sum_to_concat(Rebuild *r, int32_t id, const IrNode *q, IrNode *o, PassCtx *c) {
+    const IrGraph *g = &r->nw;
+    if (q->op != OP_ADD) return RW_NONE;
+    const IrNode *lo = ir_node(g, q->in[0]), *hi = ir_node(g, q->in[1]);
+    if (lo->op != OP_PAD || hi->op != OP_PAD || lo->attr[0] != hi->attr[0] || !same_type(lo, q) || !same_type(hi, q))
+        return RW_NONE;
+    if (lo->attr[1] > hi->attr[1]) {
+        const IrNode *t = lo;
+        lo = hi, hi = t;
+    }
+    int ax = (int)lo->attr[0];
+    if (lo->attr[1] + ir_node(g, lo->in[0])->shape[ax] != hi->attr[1]) return RW_NONE;
+    IrNode cat;
+    char msg[256];
+    proto_from(&cat, q, OP_CONCAT);
+    cat.attr[0] = ax;
+    cat.in[0] = lo->in[0];
+    cat.in[1] = hi->in[0];
+    int64_t pad_lo = lo->attr[1], pad_hi = hi->attr[2];
+    if (ir_infer(&r->nw, &cat, msg, sizeof msg) < 0) {
+        snprintf(c->err, sizeof c->err, "%%%d (concat of padded sums): %.200s", (int)id, msg);
+        return -1;
+    }
+    int32_t cid = rebuild_add(r, id, &cat);
+    if (cid < 0) {
+        snprintf(c->err, sizeof c->err, "rebuilding %%%d: %.400s", (int)id, r->nw.err);
+        return -1;
+    }
+    proto_from(o, q, OP_PAD);
+    o->in[0] = cid;
+    o->attr[0] = ax;
+    o->attr[1] = pad_lo;
+    o->attr[2] = pad_hi;
+    return RW_NEW;
+}
+
 /* one rebuild round with rewrites; PASS_CHANGED / PASS_UNCHANGED / PASS_ERROR */
 static int simplify_round(IrGraph *g, PassCtx *c, Simp *s) {
     Rebuild *r = &s->r;
@@ -307,6 +352,11 @@ static int simplify_round(IrGraph *g, PassCtx *c, Simp *s) {
                 if (k == RW_EXISTING && may_replace(&r->nw, &q, rep)) {
                     nid = r->map[id] = rep;
                     s->nident++;
+                } else if (k == RW_NEW) {
+                    nid = rebuild_add(r, id, &o);
+                    s->nident++;
+                } else if ((k = pad_sum_to_concat(r, id, &q, &o, c)) < 0) {
+                    goto fail;
                 } else if (k == RW_NEW) {
                     nid = rebuild_add(r, id, &o);
                     s->nident++;

@@ -6,7 +6,9 @@
  * table's row count, pick's the last dim, scatter_add_rows' and unpick's
  * their size attribute, and hands a bound on from a movement op or cast to
  * its operands. Each kernel row's "nodes" is read once. The AdamW call
- * keeps a copy of the state it was filled with, since it updates in place.
+ * keeps a copy of the state it was filled with, since it updates in place;
+ * so does every other call (its inputs, read back by the check): a kernel
+ * the schedule runs in place reads an input from its own output's bytes.
  */
 #include "kbench.h"
 
@@ -39,6 +41,9 @@ struct KBench {
     uint8_t **args;    /* a call's argument array (the largest call's size) */
     float *adam_prev;  /* params, grads, m, v as filled (AdamW check) */
     int64_t adam_n;
+    uint8_t *snap;     /* the inputs of the call last filled, as filled (an */
+    size_t snap_cap;   /* in-place kernel overwrites them); input a at snap_at[a] */
+    int64_t *snap_at;
 };
 
 static double now_s(void) {
@@ -104,6 +109,8 @@ void kbench_close(KBench *b) {
     free(b->knodes);
     free(b->flush);
     free(b->adam_prev);
+    free(b->snap);
+    free(b->snap_at);
     free(b->args);
     free(b);
 }
@@ -152,7 +159,8 @@ KBench *kbench_open(DpocStep *s, char *err, size_t errlen) {
     for (int k = 0; k < s->nkernels; k++)
         if (s->kernels[k].nargs > cap) cap = s->kernels[k].nargs;
     b->args = malloc((size_t)cap * sizeof *b->args);
-    if (!b->graphs || !b->kgraph || !b->knodes || !b->args) {
+    b->snap_at = malloc((size_t)cap * sizeof *b->snap_at);
+    if (!b->graphs || !b->kgraph || !b->knodes || !b->args || !b->snap_at) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -279,12 +287,35 @@ static int adamw_check(KBench *b, int k, KBenchCheck *r) {
 
 /* ---- graph kernels --------------------------------------------------------------- */
 
+static int64_t arg_bytes(const KBench *b, int k, int a) {
+    const IrNode *n = ir_node(&b->graphs[b->kgraph[k]].g, b->knodes[k][a]);
+    return ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype);
+}
+
+/* copies call k's inputs, as just filled, into b->snap */
+static int snapshot_inputs(KBench *b, int k, char *err, size_t errlen) {
+    const DpocKernelInfo *ki = &b->s->kernels[k];
+    size_t total = 0;
+    for (int a = 1; a < ki->nargs; a++) b->snap_at[a] = (int64_t)total, total += (size_t)arg_bytes(b, k, a);
+    if (total > b->snap_cap) {
+        uint8_t *p = realloc(b->snap, total);
+        if (!p) return snprintf(err, errlen, "out of memory"), -1;
+        b->snap = p;
+        b->snap_cap = total;
+    }
+    for (int a = 1; a < ki->nargs; a++) memcpy(b->snap + b->snap_at[a], arg_ptr(b, k, a), (size_t)arg_bytes(b, k, a));
+    return 0;
+}
+
 int kbench_fill(KBench *b, int k, uint64_t seed, char *err, size_t errlen) {
     if (is_adamw(b, k)) return adamw_fill(b, k, seed, err, errlen);
     if (b->kgraph[k] < 0) return snprintf(err, errlen, "kernel %s has no IR nodes to fill", b->s->kernels[k].name), -1;
     const KGraph *kg = &b->graphs[b->kgraph[k]];
     const DpocKernelInfo *ki = &b->s->kernels[k];
     uint64_t r = seed ^ ((uint64_t)k * 0x2545f4914f6cdd1dull);
+    /* the output first: an in-place kernel's input is the output's bytes */
+    const IrNode *root = ir_node(&kg->g, b->knodes[k][0]);
+    memset(arg_ptr(b, k, 0), 0xff, (size_t)(ir_numel(root) * (int64_t)ir_dtype_size((IrDType)root->dtype)));
     for (int a = 1; a < ki->nargs; a++) {
         const IrNode *n = ir_node(&kg->g, b->knodes[k][a]);
         int64_t bound = kg->bound[b->knodes[k][a]], numel = ir_numel(n);
@@ -296,9 +327,7 @@ int kbench_fill(KBench *b, int k, uint64_t seed, char *err, size_t errlen) {
             put((IrDType)n->dtype, p, i, v);
         }
     }
-    const IrNode *root = ir_node(&kg->g, b->knodes[k][0]);
-    memset(arg_ptr(b, k, 0), 0xff, (size_t)(ir_numel(root) * (int64_t)ir_dtype_size((IrDType)root->dtype)));
-    return 0;
+    return snapshot_inputs(b, k, err, errlen);
 }
 
 /* the nodes call k computes, and L (ops + summed lengths) for its tolerance */
@@ -359,7 +388,7 @@ static int graph_check(KBench *b, int k, KBenchCheck *r, char *err, size_t errle
             snprintf(err, errlen, "out of memory");
             goto out;
         }
-        for (int64_t i = 0; i < numel; i++) given[v][i] = get((IrDType)n->dtype, arg_ptr(b, k, a), i);
+        for (int64_t i = 0; i < numel; i++) given[v][i] = get((IrDType)n->dtype, b->snap + b->snap_at[a], i);
     }
     char sub[512];
     if (!(vals = ir_interp_run_part(g, need, given, 0, sub, sizeof sub))) {

@@ -20,6 +20,15 @@
  * a product with a dead row's zero may be +0 in one and -0 in the other).
  * The loss mask leaves out the first half of every row (tiny: 8 rows, more
  * than a micro-panel) and single positions, never a whole row.
+ *
+ * Every model is checked twice: with its head whole and in vocabulary
+ * chunks of 64 (BuildOptions.vocab_chunk; fused and unfused only). Chunked, the head's weight
+ * gradient is a concat of the chunks' gradients (simplify), and the fused
+ * schedule computes each chunk's gradient straight into its rows of the
+ * gradient (passes/sched_concat.c): with n chunks, at least n - 1 more
+ * matmul calls of the fused train_step write the GRADS region than with the
+ * head whole (where one matmul makes the head's whole gradient), and the
+ * bytes must still be the unfused step's.
  */
 #include "tests/codegen/tcg.h"
 
@@ -53,10 +62,10 @@ static void fill(DpocStep *s, int64_t vocab) {
     }
 }
 
-static int build(const ModelCfg *cfg, int fused, int dense_head, IrGraph g[2]) {
+static int build(const ModelCfg *cfg, int fused, int dense_head, int64_t vocab_chunk, IrGraph g[2]) {
     char err[1024];
     for (int i = 0; i < 2; i++) {
-        BuildOptions bo = {.dtype = DT_F32, .dense_head = dense_head};
+        BuildOptions bo = {.dtype = DT_F32, .dense_head = dense_head, .vocab_chunk = vocab_chunk};
         PassCtx pc;
         memset(&pc, 0, sizeof pc);
         pc.log = stderr;
@@ -104,19 +113,29 @@ static int run_all(DpocStep *s, const DpocServices *svc) {
     return rc;
 }
 
-static void check_model(const char *path) {
+/* matmul calls of train_step whose output is in the GRADS region */
+static int matmuls_into_grads(const DpocStep *s) {
+    int n = 0;
+    for (int k = 0; k < s->nkernels; k++)
+        n += !strcmp(s->kernels[k].entry, "train_step") && strstr(s->kernels[k].op, "matmul") &&
+             s->kernels[k].arg_region[0] == DPOC_R_GRADS;
+    return n;
+}
+
+/* the fused train_step's matmul calls into GRADS, or -1 */
+static int check_model(const char *path, int64_t vocab_chunk) {
     ModelCfg cfg;
     char err[1024];
     if (model_cfg_load(path, &cfg, err, sizeof err)) {
         CHECK_MSG(0, "%s", err);
-        return;
+        return -1;
     }
     IrGraph g[3][2];
     DpocStep s[3];
     int ok[3] = {0, 0, 0}, opened[3] = {0, 0, 0}, nk[3] = {0, 0, 0};
     int64_t arena[3] = {0, 0, 0};
-    for (int f = 0; f < 3; f++) { /* unfused, fused, fused with a dense head */
-        if (build(&cfg, f > 0, f == 2, g[f])) continue;
+    for (int f = 0; f < (vocab_chunk > 0 ? 2 : 3); f++) { /* unfused, fused, fused with a dense head (whole) */
+        if (build(&cfg, f > 0, f == 2, vocab_chunk, g[f])) continue;
         arena[f] = arena_of(g[f], &nk[f]);
         TcgGraphs gs = {{&g[f][0], &g[f][1]}, 0, NULL, NULL, 0};
         ok[f] = opened[f] = tcg_compile_ex(&gs, &s[f], err, sizeof err) == 0;
@@ -160,8 +179,10 @@ static void check_model(const char *path) {
         CHECK_MSG(nk[1] < nk[0], "%s: fusion left %d kernels of %d", path, nk[1], nk[0]);
         CHECK_MSG(arena[1] <= arena[0], "%s: fusion grew the arena from %lld to %lld bytes", path,
                   (long long)arena[0], (long long)arena[1]);
-        printf("%-40s kernels %4d -> %4d, arena %9lld -> %9lld bytes, step.so kernels %d -> %d: OK\n", path, nk[0],
-               nk[1], (long long)arena[0], (long long)arena[1], s[0].nkernels, s[1].nkernels);
+        printf("%-40s head chunk %4lld: kernels %4d -> %4d, arena %9lld -> %9lld bytes, step.so kernels %d -> %d, "
+               "%d matmuls into gradients: OK\n",
+               path, (long long)vocab_chunk, nk[0], nk[1], (long long)arena[0], (long long)arena[1], s[0].nkernels,
+               s[1].nkernels, matmuls_into_grads(&s[1]));
     }
     if (ok[1] && ok[2]) {
         int64_t nbad = 0, nval = 0;
@@ -187,9 +208,11 @@ static void check_model(const char *path) {
         printf("%-40s masked head = dense head: %lld values, %lld differ, step.so kernels %d (dense %d)\n", path,
                (long long)nval, (long long)nbad, s[1].nkernels, s[2].nkernels);
     }
+    int into = ok[1] ? matmuls_into_grads(&s[1]) : -1;
     for (int f = 0; f < 3; f++)
         if (opened[f]) dpoc_step_close(&s[f]);
     model_cfg_free(&cfg);
+    return into;
 }
 
 int main(int argc, char **argv) {
@@ -197,6 +220,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s MODEL.yaml...\n", argv[0]);
         return 2;
     }
-    for (int i = 1; i < argc; i++) check_model(argv[i]);
+    for (int i = 1; i < argc; i++) {
+        ModelCfg cfg;
+        char err[1024];
+        if (model_cfg_load(argv[i], &cfg, err, sizeof err)) {
+            CHECK_MSG(0, "%s", err);
+            continue;
+        }
+        int64_t chunks = (cfg.vocab_size + 63) / 64;
+        model_cfg_free(&cfg);
+        int whole = check_model(argv[i], 0), chunked = check_model(argv[i], 64);
+        CHECK_MSG(whole >= 0 && chunked >= whole + chunks - 1,
+                  "%s: %d matmul calls write the gradients with the head in %lld chunks, %d with it whole: the chunks' "
+                  "gradients are not computed in place",
+                  argv[i], chunked, (long long)chunks, whole);
+    }
     return check_done("fuse_exact");
 }

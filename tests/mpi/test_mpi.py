@@ -16,6 +16,9 @@ steps      (fixture) compiles tests/mpi/models/mpi_tiny.yaml with 1, 2 and 4 pai
 eq_dp2, eq_tp2, eq_2x2   10 training steps on the mesh (2 pairs per dp rank) against one process with the same
            global micro-batch: loss, grad_norm and the reward metrics per step, and the final parameters and AdamW
            moments, within 1e-5 relative; eq_dp2 and eq_2x2 also with --zero 1 (parameters bitwise those without).
+eq_dp2_chunks  eq_dp2 with the head in vocabulary chunks of 64 (--vocab-chunk 64) on both sides: each chunk's
+           weight gradient is computed into its rows of the embedding gradient's arena buffer before the dp
+           all-reduce (concat placement, passes/sched_concat.c).
 resume     a checkpoint saved at tp=2 resumes at tp=1 and at dp=2 (1 pair per rank) with the tp=2 run's next-step
            loss; a single-process (full) checkpoint resumes at tp=2; a --zero 1 checkpoint resumes without ZeRO.
 ref_logps  --ref-logps on dp=2 (pairs cut over the ranks, gathered) and on tp=2 (weights hash over the full
@@ -112,9 +115,11 @@ def case_dporun_1x1():
 
 # ---- steps of every mesh, compiled once (fixture) --------------------------------------
 
-STEPS = {  # name: (pairs per dp rank, mesh)
-    "p2": (2, None), "p4": (4, None),
-    "dp2": (2, "dp=2,tp=1"), "tp2": (2, "dp=1,tp=2"), "dp2tp2": (2, "dp=2,tp=2"), "dp2p1": (1, "dp=2,tp=1"),
+STEPS = {  # name: (pairs per dp rank, mesh, more compile options)
+    "p2": (2, None, []), "p4": (4, None, []),
+    "dp2": (2, "dp=2,tp=1", []), "tp2": (2, "dp=1,tp=2", []), "dp2tp2": (2, "dp=2,tp=2", []),
+    "dp2p1": (1, "dp=2,tp=1", []),
+    "p4c": (4, None, ["--vocab-chunk", "64"]), "dp2c": (2, "dp=2,tp=1", ["--vocab-chunk", "64"]),
 }
 
 
@@ -127,14 +132,14 @@ def case_steps():
     src = open(os.path.join(HERE, "models", "mpi_tiny.yaml")).read()
     notes = {}
     procs = []
-    for name, (pairs, mesh) in STEPS.items():
+    for name, (pairs, mesh, more) in STEPS.items():
         y = work("mpi_tiny_p%d.yaml" % pairs)
         with open(y, "w") as f:
             f.write(src.replace("pairs: 2", "pairs: %d" % pairs))
         out = step_path(name)
         if os.path.exists(out):
             os.remove(out)
-        args = [A.dpoc, "compile", y, "-o", out, "-q"] + (["--mesh", mesh] if mesh else [])
+        args = [A.dpoc, "compile", y, "-o", out, "-q"] + (["--mesh", mesh] if mesh else []) + more
         args += os.environ.get("DPOC_TEST_COMPILE_ARGS", "").split()  # e.g. "--attn-block=3" for a manual run
         procs.append((name, mesh, args))
     running, done = [], []
@@ -263,6 +268,10 @@ def case_eq_dp2():
 
 def case_eq_tp2():
     equivalence("tp2", "p2", 2, False)
+
+
+def case_eq_dp2_chunks():
+    equivalence("dp2c", "p4c", 2, False)
 
 
 def case_eq_2x2():
