@@ -8,6 +8,9 @@
  *   # CHECK-NOT: text   must occur nowhere in the printed result
  *   # NODES: n          the result has n nodes
  *   # KERNELS: n        sched_plan of the result has n kernels
+ *   # PLACED: %a in %b at n   in that plan, value a's bytes start n bytes
+ *                       into value b's (same region: concat placement)
+ *   # NOT-PLACED: %a in %b    value a's first byte is not among b's
  * The file is parsed and verified, the passes run, the result is verified
  * again and must round-trip through text, then the directives are checked.
  */
@@ -32,19 +35,53 @@ static const char *directive(const char *line, const char *key, char *buf, size_
     return buf;
 }
 
-static int kernels_of(const IrGraph *g) {
+/* the schedule of g; 0, or -1 with the message in err */
+static int plan_of(const IrGraph *g, SchedPlan *p, char *err, size_t errlen) {
     IrGraph *gp[1] = {(IrGraph *)g};
     TensorTable tt;
+    if (tensor_table_build(&tt, gp, 1, err, errlen) != 0) return -1;
+    int rc = sched_plan(g, &tt, p, err, errlen);
+    tensor_table_free(&tt);
+    return rc;
+}
+
+static int kernels_of(const IrGraph *g) {
     SchedPlan p;
     char err[512];
-    if (tensor_table_build(&tt, gp, 1, err, sizeof err) != 0) return -1;
-    int k = -1;
-    if (sched_plan(g, &tt, &p, err, sizeof err) == 0) {
-        k = p.nkernels;
-        sched_plan_free(&p);
-    }
-    tensor_table_free(&tt);
+    if (plan_of(g, &p, err, sizeof err)) return -1;
+    int k = p.nkernels;
+    sched_plan_free(&p);
     return k;
+}
+
+/* "%a in %b at n": a's place is n bytes into b's; with want_in 0, "%a in
+ * %b": a's first byte is not among b's */
+static void check_placed(const IrGraph *g, const char *path, const char *spec, int want_in) {
+    int a, b;
+    long long at = 0;
+    SchedPlan p;
+    char err[512];
+    int nf = sscanf(spec, "%%%d in %%%d at %lld", &a, &b, &at);
+    if (nf != (want_in ? 3 : 2) || a < 0 || b < 0 || a >= g->n || b >= g->n) {
+        CHECK_MSG(0, "%s: PLACED wants '%%a in %%b at n', NOT-PLACED '%%a in %%b', got '%s'", path, spec);
+        return;
+    }
+    if (plan_of(g, &p, err, sizeof err)) {
+        CHECK_MSG(0, "%s: schedule: %s", path, err);
+        return;
+    }
+    const IrNode *nb = ir_node(g, b);
+    int64_t bytes = ir_numel(nb) * (int64_t)ir_dtype_size((IrDType)nb->dtype);
+    int same = p.region[a] >= 0 && p.region[a] == p.region[b];
+    if (want_in)
+        CHECK_MSG(same && p.offset[a] == p.offset[b] + at,
+                  "%s: %%%d is at region %d + %lld, %%%d at region %d + %lld: not %lld bytes into it", path, a,
+                  p.region[a], (long long)p.offset[a], b, p.region[b], (long long)p.offset[b], at);
+    else
+        CHECK_MSG(!(same && p.offset[a] >= p.offset[b] && p.offset[a] < p.offset[b] + bytes),
+                  "%s: %%%d (region %d + %lld) lies in %%%d (region %d + %lld)", path, a, p.region[a],
+                  (long long)p.offset[a], b, p.region[b], (long long)p.offset[b]);
+    sched_plan_free(&p);
 }
 
 static void run_case(const char *path) {
@@ -90,6 +127,12 @@ static void run_case(const char *path) {
             ndirectives++;
             int k = kernels_of(&g);
             CHECK_MSG(k == atoi(buf), "%s: %d kernels, want %s", path, k, buf);
+        } else if (directive(l, "PLACED", buf, sizeof buf)) {
+            ndirectives++;
+            check_placed(&g, path, buf, 1);
+        } else if (directive(l, "NOT-PLACED", buf, sizeof buf)) {
+            ndirectives++;
+            check_placed(&g, path, buf, 0);
         }
     }
     CHECK_MSG(!ok || ndirectives > 0, "%s: no directives", path);
