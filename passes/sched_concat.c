@@ -22,8 +22,8 @@
  * A concat's operands are hosted all or none. Each must be a kernel root (or
  * a nested concat of K alone, hosted the same way) that nothing else reads,
  * not an output, of the concat's dtype, with its block starting at a
- * DPOC_REGION_ALIGN multiple; and the concat must cut its outermost
- * non-unit dim, so that each block is contiguous. Kernels are looked at from
+ * DPOC_REGION_ALIGN multiple; and every dim before the concat's axis must
+ * have size 1, so that each block is contiguous. Kernels are looked at from
  * the last to the first, so a root hosted by a later kernel can in turn host
  * its own operands (schedule.c resolves the chain).
  */
