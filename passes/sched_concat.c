@@ -34,7 +34,6 @@
 
 typedef struct Place {
     const IrGraph *g;
-    const SchedPlan *p;
     const int32_t *step;
     const uint8_t *placed; /* roots already in an output slot */
     const int32_t *nread;  /* reader slots + outputs naming the value */
@@ -141,8 +140,6 @@ int sched_place_concats(const IrGraph *g, SchedPlan *p, const uint8_t *live, int
         goto out;
     }
     for (int32_t id = 0; id < n; id++) {
-        host[id] = -1;
-        hoff[id] = 0;
         kof[id] = -1;
         if (!live[id]) continue;
         const IrNode *x = ir_node(g, id);
@@ -156,7 +153,7 @@ int sched_place_concats(const IrGraph *g, SchedPlan *p, const uint8_t *live, int
             if (m != sk->root) kof[m] = kof[m] == -1 ? k : -2;
         }
     }
-    Place pl = {g, p, step, placed, nread, kof, host, hoff, drop, undo, 0};
+    Place pl = {g, step, placed, nread, kof, host, hoff, drop, undo, 0};
     int any = 0;
     for (int32_t k = p->nkernels - 1; k >= 0; k--) {
         int32_t r = p->kernels[k].root;

@@ -17,7 +17,8 @@
 
 #include "passes.h"
 
-/* 0, or -1 (out of memory; message in err) */
+/* host[] must arrive all -1 and hoff[] all 0. 0, or -1 (out of memory;
+ * message in err) */
 int sched_place_concats(const IrGraph *g, SchedPlan *p, const uint8_t *live, int32_t *step, const uint8_t *placed,
                         int32_t *host, int64_t *hoff, char *err, size_t errlen);
 

@@ -268,7 +268,6 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
             p->members[p->nkernels] = id;
             step[id] = p->nkernels++;
         }
-        last[id] = step[id];
     }
     /* 2. output slots */
     for (int32_t i = 0; i < g->nout; i++) {
@@ -288,7 +287,8 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
             p->copies[p->ncopies++] = (SchedCopy){g->outs[i].id, e->region, e->offset, step[r]};
         }
     }
-    /* concat placement (sched_concat.c): hosted values, dropped kernels */
+    /* concat placement (sched_concat.c): hosted values, dropped kernels;
+     * then liveness starts at each value's (renumbered) kernel */
     for (int32_t id = 0; id < n; id++) host[id] = -1;
     if (fused && sched_place_concats(g, p, live, step, placed, host, hoff, err, errlen)) goto fail;
     for (int32_t id = 0; id < n; id++) last[id] = start[id] = step[id];

@@ -349,14 +349,10 @@ static int simplify_round(IrGraph *g, PassCtx *c, Simp *s) {
                 s->nfold++;
             } else {
                 int k = identity(&r->nw, &q, &rep, &o);
+                if (k == RW_NONE && (k = pad_sum_to_concat(r, id, &q, &o, c)) < 0) goto fail;
                 if (k == RW_EXISTING && may_replace(&r->nw, &q, rep)) {
                     nid = r->map[id] = rep;
                     s->nident++;
-                } else if (k == RW_NEW) {
-                    nid = rebuild_add(r, id, &o);
-                    s->nident++;
-                } else if ((k = pad_sum_to_concat(r, id, &q, &o, c)) < 0) {
-                    goto fail;
                 } else if (k == RW_NEW) {
                     nid = rebuild_add(r, id, &o);
                     s->nident++;

@@ -7,8 +7,9 @@
  * their size attribute, and hands a bound on from a movement op or cast to
  * its operands. Each kernel row's "nodes" is read once. The AdamW call
  * keeps a copy of the state it was filled with, since it updates in place;
- * so does every other call (its inputs, read back by the check): a kernel
- * the schedule runs in place reads an input from its own output's bytes.
+ * so does a call the schedule runs in place (an input on its own output's
+ * bytes): its check reads that input from the copy, every other input from
+ * its place.
  */
 #include "kbench.h"
 
@@ -41,9 +42,9 @@ struct KBench {
     uint8_t **args;    /* a call's argument array (the largest call's size) */
     float *adam_prev;  /* params, grads, m, v as filled (AdamW check) */
     int64_t adam_n;
-    uint8_t *snap;     /* the inputs of the call last filled, as filled (an */
-    size_t snap_cap;   /* in-place kernel overwrites them); input a at snap_at[a] */
-    int64_t *snap_at;
+    uint8_t *snap;     /* the inputs on the output's bytes of the call last */
+    size_t snap_cap;   /* filled, as filled: input a at snap_at[a] (-1: not */
+    int64_t *snap_at;  /* copied, read from its place) */
 };
 
 static double now_s(void) {
@@ -292,18 +293,26 @@ static int64_t arg_bytes(const KBench *b, int k, int a) {
     return ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype);
 }
 
-/* copies call k's inputs, as just filled, into b->snap */
+/* copies those of call k's inputs that overlap its output (in place), as
+ * just filled, into b->snap */
 static int snapshot_inputs(KBench *b, int k, char *err, size_t errlen) {
     const DpocKernelInfo *ki = &b->s->kernels[k];
     size_t total = 0;
-    for (int a = 1; a < ki->nargs; a++) b->snap_at[a] = (int64_t)total, total += (size_t)arg_bytes(b, k, a);
+    int64_t o0 = ki->arg_offset[0], o1 = o0 + arg_bytes(b, k, 0);
+    for (int a = 1; a < ki->nargs; a++) {
+        int64_t lo = ki->arg_offset[a], hi = lo + arg_bytes(b, k, a);
+        int over = ki->arg_region[a] == ki->arg_region[0] && lo < o1 && o0 < hi;
+        b->snap_at[a] = over ? (int64_t)total : -1;
+        if (over) total += (size_t)(hi - lo);
+    }
     if (total > b->snap_cap) {
         uint8_t *p = realloc(b->snap, total);
         if (!p) return snprintf(err, errlen, "out of memory"), -1;
         b->snap = p;
         b->snap_cap = total;
     }
-    for (int a = 1; a < ki->nargs; a++) memcpy(b->snap + b->snap_at[a], arg_ptr(b, k, a), (size_t)arg_bytes(b, k, a));
+    for (int a = 1; a < ki->nargs; a++)
+        if (b->snap_at[a] >= 0) memcpy(b->snap + b->snap_at[a], arg_ptr(b, k, a), (size_t)arg_bytes(b, k, a));
     return 0;
 }
 
@@ -388,7 +397,8 @@ static int graph_check(KBench *b, int k, KBenchCheck *r, char *err, size_t errle
             snprintf(err, errlen, "out of memory");
             goto out;
         }
-        for (int64_t i = 0; i < numel; i++) given[v][i] = get((IrDType)n->dtype, b->snap + b->snap_at[a], i);
+        const uint8_t *src = b->snap_at[a] >= 0 ? b->snap + b->snap_at[a] : arg_ptr(b, k, a);
+        for (int64_t i = 0; i < numel; i++) given[v][i] = get((IrDType)n->dtype, src, i);
     }
     char sub[512];
     if (!(vals = ir_interp_run_part(g, need, given, 0, sub, sizeof sub))) {

@@ -1,7 +1,7 @@
 /* test_kbench.c — the kernel bench's check, and the thread pool's pinning
  * and determinism, on a compiled step.
  *
- * usage: test_kbench STEP.so
+ * usage: test_kbench STEP.so [INPLACE_STEP.so]
  *
  * 1. Every kernel call of the step, filled with random inputs and run,
  *    matches the reference interpreter (ir/interp.c, double precision,
@@ -12,7 +12,11 @@
  *    inputs are valid ids: every gather_rows call's ids lie in the table.
  *    4. A pinned pool runs chunk i on CPU i of the allowed set. 5. train_step
  *    through pools of 1, 2 (pinned and DPOC_PIN=0) and 3 threads gives
- *    bitwise identical outputs and gradients.
+ *    bitwise identical outputs and gradients. 6. With a second step that
+ *    has a call run in place (an input on its output's bytes: a tied head in
+ *    vocabulary chunks, passes/sched_concat.c), every call of it checks too,
+ *    and a nudged element of the in-place call's output is caught (the check
+ *    reads the input as filled, not the bytes the call overwrote).
  */
 #include <math.h>
 #include <sched.h>
@@ -187,9 +191,46 @@ static void check_bitwise(DpocStep *s) {
     free(a), free(b), free(c), free(d);
 }
 
+/* the first call whose output overlaps one of its inputs, or -1 */
+static int first_inplace(const DpocStep *s) {
+    for (int k = 0; k < s->nkernels; k++) {
+        const DpocKernelInfo *ki = &s->kernels[k];
+        for (int a = 1; a < ki->nargs; a++)
+            if (ki->arg_region[a] == ki->arg_region[0] && ki->arg_offset[a] == ki->arg_offset[0]) return k;
+    }
+    return -1;
+}
+
+static void check_inplace(const char *path) {
+    DpocStep s;
+    if (dpoc_step_open(&s, path, err, sizeof err)) {
+        CHECK_MSG(0, "%s", err);
+        return;
+    }
+    KBench *b = kbench_open(&s, err, sizeof err);
+    CHECK_MSG(b != NULL, "%s", err);
+    int k = first_inplace(&s);
+    CHECK_MSG(k >= 0, "%s: no call runs in place", path);
+    if (b && k >= 0) {
+        check_all(&s, b);
+        CHECK(kbench_fill(b, k, 3, err, sizeof err) == 0);
+        kbench_run_once(b, k, NULL);
+        KBenchCheck r;
+        CHECK(kbench_check(b, k, &r, err, sizeof err) == 0 && r.nbad == 0);
+        float *o = out_f32(&s, k);
+        o[7] = o[7] == 0 ? 1e-3f : o[7] * 1.001f;
+        CHECK(kbench_check(b, k, &r, err, sizeof err) == 0);
+        CHECK_MSG(r.nbad == 1 && r.first_bad == 7, "in place %s: nbad %lld first %lld", s.kernels[k].name,
+                  (long long)r.nbad, (long long)r.first_bad);
+        printf("in place: %s checked, a nudged element caught\n", s.kernels[k].name);
+    }
+    kbench_close(b);
+    dpoc_step_close(&s);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: test_kbench STEP.so\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: test_kbench STEP.so [INPLACE_STEP.so]\n");
         return 2;
     }
     DpocStep s;
@@ -212,5 +253,6 @@ int main(int argc, char **argv) {
     check_pinning();
     check_bitwise(&s);
     dpoc_step_close(&s);
+    if (argc == 3) check_inplace(argv[2]);
     return check_done("kbench");
 }
