@@ -2,7 +2,8 @@
  *
  * Calls are timed with CLOCK_MONOTONIC around one parallel_for each; the
  * argument array comes from dpoc_step_kernel_args. The op summary adds the
- * best times of the calls whose root has the same op.
+ * best times of the calls whose root has the same op. Flops are the work
+ * done (kprof_kernel_flops with the loss mask's live share).
  */
 #include "kprof.h"
 
@@ -27,7 +28,22 @@ static int cmp_ktime(const void *a, const void *b) {
     return x > y ? -1 : x < y;
 }
 
-static int print_ops(const DpocStep *s, const KTime *kt, int n, double total, FILE *out) {
+double kprof_live_share(DpocStep *s) {
+    DpocTensorInfo ti;
+    const void *m = dpoc_step_find(s, "loss_mask", DPOC_ROLE_INPUT, &ti);
+    if (!m || ti.numel <= 0 || (ti.dtype != DPOC_DT_F32 && ti.dtype != DPOC_DT_F64)) return 1.0;
+    int64_t live = 0;
+    for (int64_t i = 0; i < ti.numel; i++)
+        live += ti.dtype == DPOC_DT_F32 ? ((const float *)m)[i] > 0 : ((const double *)m)[i] > 0;
+    return (double)live / (double)ti.numel;
+}
+
+double kprof_kernel_flops(const DpocStep *s, int k, double live) {
+    const DpocKernelInfo *ki = &s->kernels[k];
+    return strcmp(ki->op, "matmul_masked") ? (double)ki->flops : (double)ki->flops * live;
+}
+
+static int print_ops(const DpocStep *s, const KTime *kt, int n, double total, double live, FILE *out) {
     const char **ops = malloc((size_t)(n ? n : 1) * sizeof *ops);
     double *t = calloc((size_t)(n ? n : 1), sizeof *t), *fl = calloc((size_t)(n ? n : 1), sizeof *fl);
     int *cnt = calloc((size_t)(n ? n : 1), sizeof *cnt), nops = 0;
@@ -37,7 +53,7 @@ static int print_ops(const DpocStep *s, const KTime *kt, int n, double total, FI
         int j = 0;
         while (j < nops && strcmp(ops[j], ki->op)) j++;
         if (j == nops) ops[nops++] = ki->op;
-        t[j] += kt[i].t, fl[j] += (double)ki->flops, cnt[j]++;
+        t[j] += kt[i].t, fl[j] += kprof_kernel_flops(s, kt[i].k, live), cnt[j]++;
     }
     fprintf(out, "  by op: ");
     for (int j = 0; j < nops; j++)
@@ -67,20 +83,26 @@ int kprof_print(DpocStep *s, const DpocServices *svc, const char *entry, int pas
             double dt = now_s() - t0;
             if (dt < kt[i].t) kt[i].t = dt;
         }
-    double total = 0, flops = 0, bytes = 0;
-    for (int i = 0; i < n; i++) total += kt[i].t, flops += (double)s->kernels[kt[i].k].flops, bytes += (double)s->kernels[kt[i].k].bytes;
+    double total = 0, flops = 0, dense = 0, bytes = 0, live = kprof_live_share(s);
+    for (int i = 0; i < n; i++) {
+        total += kt[i].t, flops += kprof_kernel_flops(s, kt[i].k, live), dense += (double)s->kernels[kt[i].k].flops;
+        bytes += (double)s->kernels[kt[i].k].bytes;
+    }
     qsort(kt, (size_t)n, sizeof *kt, cmp_ktime);
     fprintf(out, "per-kernel (%s, %d calls, each alone, best of %d): sum %.3f ms, %.2f GFLOP/s, %.2f GB/s\n", entry, n,
             passes, total * 1e3, total > 0 ? flops / total * 1e-9 : 0, total > 0 ? bytes / total * 1e-9 : 0);
+    if (flops != dense)
+        fprintf(out, "  (matmul_masked on %.1f%% of the loss mask's rows: %.3f GFLOP done of %.3f counted dense)\n",
+                100.0 * live, flops * 1e-9, dense * 1e-9);
     fprintf(out, "  %-40s %-16s %10s %10s %6s %9s %9s\n", "kernel", "op", "work", "ms", "%", "GFLOP/s", "GB/s");
     for (int i = 0; i < n && (top <= 0 || i < top); i++) {
         const DpocKernelInfo *ki = &s->kernels[kt[i].k];
         double t = kt[i].t > 0 ? kt[i].t : 1e-9;
         fprintf(out, "  %-40s %-16s %10lld %10.3f %6.1f %9.2f %9.2f\n", ki->name, ki->op, (long long)ki->work,
-                kt[i].t * 1e3, total > 0 ? 100.0 * kt[i].t / total : 0, (double)ki->flops / t * 1e-9,
+                kt[i].t * 1e3, total > 0 ? 100.0 * kt[i].t / total : 0, kprof_kernel_flops(s, kt[i].k, live) / t * 1e-9,
                 (double)ki->bytes / t * 1e-9);
     }
-    int rc = print_ops(s, kt, n, total, out);
+    int rc = print_ops(s, kt, n, total, live, out);
     free(kt);
     free(args);
     return rc;

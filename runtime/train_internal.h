@@ -71,7 +71,8 @@ typedef struct Trainer {
     TrainConfig cfg;
     uint64_t ref_hash; /* hash of the reference weights (precomputed mode) */
     uint64_t config_hash;
-    double train_flops, opt_flops; /* per micro-batch / per update */
+    double train_flops, opt_flops; /* per micro-batch / per update; train_flops without masked_flops */
+    double masked_flops; /* train_step's matmul_masked kernels, counted dense (they run on the loss mask's rows) */
     int tty;           /* the live progress line is on */
     double saved_usable; /* usable pairs of a resumed run's data (-1: none) */
     struct TrainMesh *mesh; /* o->mesh: NULL for one process (svc has the ranks) */

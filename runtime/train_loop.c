@@ -269,7 +269,10 @@ static void teardown(Run *r) {
 
 /* ---- one optimizer step -------------------------------------------------------- */
 
-static int one_step(Run *r, uint64_t k, MetricsValues *v, double *norm, double *lr, char *err, size_t errlen) {
+/* *flops: the work done, for mfu (the masked head's matmuls on each
+ * micro-batch's loss-mask rows, kprof.h) */
+static int one_step(Run *r, uint64_t k, MetricsValues *v, double *norm, double *lr, double *flops, char *err,
+                    size_t errlen) {
     Trainer *t = &r->t;
     DpocStep *s = &t->step;
     const TrainConfig *c = &t->cfg;
@@ -285,9 +288,9 @@ static int one_step(Run *r, uint64_t k, MetricsValues *v, double *norm, double *
             if (q >= first && q < first + B) idx[q - first] = x;
         }
         int64_t tokens = 0;
-        if (trainer_pack(t, r->data.r, idx, B, &tokens, err, errlen) ||
-            trainer_forward(t, &acc, B, tokens, err, errlen))
-            return -1;
+        if (trainer_pack(t, r->data.r, idx, B, &tokens, err, errlen)) return -1;
+        *flops += t->train_flops + t->masked_flops * kprof_live_share(s);
+        if (trainer_forward(t, &acc, B, tokens, err, errlen)) return -1;
         if (c->grad_accum > 1) opt_accumulate(&t->plan, t->pool, t->acc, grads, m == 0);
     }
     if (c->grad_accum > 1) opt_divide(&t->plan, t->pool, grads, t->acc, c->grad_accum);
@@ -318,7 +321,6 @@ int train_run(const TrainOptions *o, FILE *log, char *err, size_t errlen) {
     char how[256];
     double peak = o->peak_gflops > 0 ? o->peak_gflops : metrics_peak_gflops(tpool_threads(t->pool), how, sizeof how);
     if (!(o->peak_gflops > 0)) fprintf(log, "dporun: peak estimate for mfu: %s\n", how);
-    double step_flops = t->train_flops * c->grad_accum + (c->optimizer == TRAIN_ADAMW ? t->opt_flops : 0);
     double epoch_now = (double)r->order.epoch + (double)r->order.pos / (double)r->order.n;
     if (o->eval_path && o->eval_first && !r->resume &&
         evaluate(t, &r->eval, r->start, epoch_now, r->mf, &r->line, err, errlen))
@@ -329,8 +331,9 @@ int train_run(const TrainOptions *o, FILE *log, char *err, size_t errlen) {
     while (k < c->total) {
         k++;
         double t0 = trainer_now(), norm, lr, c0 = trainer_mesh_comm(t, NULL);
+        double step_flops = c->optimizer == TRAIN_ADAMW ? t->opt_flops : 0;
         MetricsValues v;
-        if (one_step(r, k, &v, &norm, &lr, err, errlen)) goto out;
+        if (one_step(r, k, &v, &norm, &lr, &step_flops, err, errlen)) goto out;
         double dt = trainer_now() - t0;
         epoch_now = (double)r->order.epoch + (double)r->order.pos / (double)r->order.n;
         MetricsLine *l = &r->line;

@@ -116,7 +116,10 @@ int trainer_open(Trainer *t, const TrainOptions *o, FILE *log, char *err, size_t
         return snprintf(err, errlen, "%s: the step's input 'adamw' is not f64[8]", o->step_path), -1;
     read_loss_config(t);
     for (int k = 0; k < s->nkernels; k++) {
-        if (!strcmp(s->kernels[k].entry, "train_step")) t->train_flops += (double)s->kernels[k].flops;
+        if (!strcmp(s->kernels[k].entry, "train_step")) {
+            int masked = !strcmp(s->kernels[k].op, "matmul_masked");
+            *(masked ? &t->masked_flops : &t->train_flops) += (double)s->kernels[k].flops;
+        }
         if (!strcmp(s->kernels[k].entry, "optimizer_step")) t->opt_flops += (double)s->kernels[k].flops;
     }
     t->config_hash = train_config_hash(s);

@@ -16,7 +16,11 @@
  *    has a call run in place (an input on its output's bytes: a tied head in
  *    vocabulary chunks, passes/sched_concat.c), every call of it checks too,
  *    and a nudged element of the in-place call's output is caught (the check
- *    reads the input as filled, not the bytes the call overwrote).
+ *    reads the input as filled, not the bytes the call overwrote). 7. The
+ *    work counted for GFLOP/s and mfu (kprof.h): with 3 of every 8
+ *    loss-mask positions set, the live share is 3/8 and every matmul_masked
+ *    call of train_step counts 3/8 of its dense flops, every other call its
+ *    manifest flops; an all-zero mask counts none of the masked work.
  */
 #include <math.h>
 #include <sched.h>
@@ -228,6 +232,28 @@ static void check_inplace(const char *path) {
     dpoc_step_close(&s);
 }
 
+static void check_masked_flops(DpocStep *s) {
+    DpocTensorInfo ti;
+    float *m = dpoc_step_find(s, "loss_mask", DPOC_ROLE_INPUT, &ti);
+    CHECK(m != NULL && ti.dtype == DPOC_DT_F32 && ti.numel % 8 == 0);
+    if (!m) return;
+    for (int64_t i = 0; i < ti.numel; i++) m[i] = i % 8 < 3 ? 1.0f : 0.0f;
+    double live = kprof_live_share(s);
+    CHECK_MSG(live == 3.0 / 8.0, "live share %.17g, want 0.375", live);
+    int nmasked = 0;
+    for (int k = 0; k < s->nkernels; k++) {
+        if (strcmp(s->kernels[k].entry, "train_step")) continue;
+        double f = (double)s->kernels[k].flops, want = f;
+        if (!strcmp(s->kernels[k].op, "matmul_masked")) want = f * 3.0 / 8.0, nmasked++;
+        CHECK_MSG(kprof_kernel_flops(s, k, live) == want, "%s: %.17g flops counted, want %.17g", s->kernels[k].name,
+                  kprof_kernel_flops(s, k, live), want);
+    }
+    printf("%d matmul_masked calls of train_step count 3/8 of their dense flops\n", nmasked);
+    CHECK(nmasked >= 3); /* the head: forward, dX, dW */
+    memset(m, 0, (size_t)ti.numel * sizeof *m);
+    CHECK(kprof_live_share(s) == 0.0);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2 && argc != 3) {
         fprintf(stderr, "usage: test_kbench STEP.so [INPLACE_STEP.so]\n");
@@ -252,6 +278,7 @@ int main(int argc, char **argv) {
     kbench_close(b);
     check_pinning();
     check_bitwise(&s);
+    check_masked_flops(&s);
     dpoc_step_close(&s);
     if (argc == 3) check_inplace(argv[2]);
     return check_done("kbench");
