@@ -9,9 +9,9 @@
  * regions hold (it is meant for after a run: `DPOC_DEBUG=2` in dporun and
  * bench/step_bench), and overwrites the arena, outputs and gradients.
  *
- * A matmul_masked kernel computes only the rows its mask keeps (the head on
- * the loss mask's rows) while the manifest counts its flops dense, as if
- * every row were live. kprof_live_share reads the step's `loss_mask` input
+ * A matmul_masked kernel needs only the rows its mask keeps (the head on
+ * the loss mask's rows; it skips every micro-panel or K block with none)
+ * while the manifest counts its flops dense, as if every row were live. kprof_live_share reads the step's `loss_mask` input
  * as it stands (the last batch) and gives the share of positions > 0;
  * kprof_kernel_flops scales a matmul_masked kernel's flops by it, so
  * GFLOP/s and MFU count the work done. The profile prints both when they
