@@ -617,7 +617,7 @@ static double mask_value(int p, int64_t i) {
 /* matmul_masked against a double loop that drops the dead rows / k: shapes
  * with two M blocks, two K blocks, edge micro-tiles, all four (ta, tb) */
 static void group_matmul_masked(IrDType t) {
-    char label[64], name[48];
+    char label[64], name[64]; /* the longest name is 23 bytes; 64 holds any four ints */
     snprintf(label, sizeof label, "matmul_masked %s", dt_name(t));
     Case c;
     case_begin(&c, label, 70 + (uint64_t)t);
