@@ -189,11 +189,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "step_bench: %s\n", err);
         goto out;
     }
-    double flops = 0, dense = 0, live = kprof_live_share(&s);
+    double live = kprof_live_share(&s), flops = kprof_entry_flops(&s, "train_step", live);
+    double dense = kprof_entry_flops(&s, "train_step", 1.0);
     int ncalls = 0;
-    for (int k = 0; k < s.nkernels; k++)
-        if (!strcmp(s.kernels[k].entry, "train_step"))
-            flops += kprof_kernel_flops(&s, k, live), dense += (double)s.kernels[k].flops, ncalls++;
+    for (int k = 0; k < s.nkernels; k++) ncalls += !strcmp(s.kernels[k].entry, "train_step");
     for (int i = 0; i < warmup + steps; i++) {
         double t0 = now_s();
         if (dpoc_step_train(&s, &svc, err, sizeof err)) {

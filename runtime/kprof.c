@@ -43,6 +43,13 @@ double kprof_kernel_flops(const DpocStep *s, int k, double live) {
     return strcmp(ki->op, "matmul_masked") ? (double)ki->flops : (double)ki->flops * live;
 }
 
+double kprof_entry_flops(const DpocStep *s, const char *entry, double live) {
+    double f = 0;
+    for (int k = 0; k < s->nkernels; k++)
+        if (!strcmp(s->kernels[k].entry, entry)) f += kprof_kernel_flops(s, k, live);
+    return f;
+}
+
 static int print_ops(const DpocStep *s, const KTime *kt, int n, double total, double live, FILE *out) {
     const char **ops = malloc((size_t)(n ? n : 1) * sizeof *ops);
     double *t = calloc((size_t)(n ? n : 1), sizeof *t), *fl = calloc((size_t)(n ? n : 1), sizeof *fl);

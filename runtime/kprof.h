@@ -39,6 +39,10 @@ double kprof_live_share(DpocStep *s);
  * flops, times `live` for a matmul_masked kernel. */
 double kprof_kernel_flops(const DpocStep *s, int k, double live);
 
+/* The flops of every kernel call of `entry`, as done with `live` of the
+ * masked rows (kprof_kernel_flops summed; live 1: the manifest's count). */
+double kprof_entry_flops(const DpocStep *s, const char *entry, double live);
+
 /* 0, or -1 when out of memory. */
 int tpool_use_step_costs(ThreadPool *p, const DpocStep *s, double grain);
 

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kprof.h"
 #include "train_hash.h"
 #include "train_internal.h"
 #include "train_mesh.h"
@@ -115,13 +116,9 @@ int trainer_open(Trainer *t, const TrainOptions *o, FILE *log, char *err, size_t
     if (t->adamw && (ai.dtype != DPOC_DT_F64 || ai.numel != 8))
         return snprintf(err, errlen, "%s: the step's input 'adamw' is not f64[8]", o->step_path), -1;
     read_loss_config(t);
-    for (int k = 0; k < s->nkernels; k++) {
-        if (!strcmp(s->kernels[k].entry, "train_step")) {
-            int masked = !strcmp(s->kernels[k].op, "matmul_masked");
-            *(masked ? &t->masked_flops : &t->train_flops) += (double)s->kernels[k].flops;
-        }
-        if (!strcmp(s->kernels[k].entry, "optimizer_step")) t->opt_flops += (double)s->kernels[k].flops;
-    }
+    t->train_flops = kprof_entry_flops(s, "train_step", 0.0);
+    t->masked_flops = kprof_entry_flops(s, "train_step", 1.0) - t->train_flops;
+    t->opt_flops = kprof_entry_flops(s, "optimizer_step", 1.0);
     t->config_hash = train_config_hash(s);
     t->slot = calloc((size_t)t->L.B, sizeof *t->slot);
     t->labels = calloc((size_t)rows, sizeof *t->labels);

@@ -20,7 +20,8 @@
  *    work counted for GFLOP/s and mfu (kprof.h): with 3 of every 8
  *    loss-mask positions set, the live share is 3/8 and every matmul_masked
  *    call of train_step counts 3/8 of its dense flops, every other call its
- *    manifest flops; an all-zero mask counts none of the masked work.
+ *    manifest flops, and the entry's total is their sum; an all-zero mask
+ *    counts none of the masked work.
  */
 #include <math.h>
 #include <sched.h>
@@ -241,13 +242,17 @@ static void check_masked_flops(DpocStep *s) {
     double live = kprof_live_share(s);
     CHECK_MSG(live == 3.0 / 8.0, "live share %.17g, want 0.375", live);
     int nmasked = 0;
+    double sum = 0;
     for (int k = 0; k < s->nkernels; k++) {
         if (strcmp(s->kernels[k].entry, "train_step")) continue;
         double f = (double)s->kernels[k].flops, want = f;
         if (!strcmp(s->kernels[k].op, "matmul_masked")) want = f * 3.0 / 8.0, nmasked++;
         CHECK_MSG(kprof_kernel_flops(s, k, live) == want, "%s: %.17g flops counted, want %.17g", s->kernels[k].name,
                   kprof_kernel_flops(s, k, live), want);
+        sum += want;
     }
+    CHECK_MSG(kprof_entry_flops(s, "train_step", live) == sum, "entry total %.17g, want %.17g",
+              kprof_entry_flops(s, "train_step", live), sum);
     printf("%d matmul_masked calls of train_step count 3/8 of their dense flops\n", nmasked);
     CHECK(nmasked >= 3); /* the head: forward, dX, dW */
     memset(m, 0, (size_t)ti.numel * sizeof *m);
