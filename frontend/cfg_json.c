@@ -140,6 +140,7 @@ char *model_cfg_to_json(const ModelCfg *c) {
     cJSON_AddStringToObject(o, "reference", ref_mode_name(c->reference));
     cJSON_AddNumberToObject(o, "pairs", (double)c->pairs);
     cJSON_AddNumberToObject(o, "seq_len", (double)c->seq_len);
+    if (c->packed_len > 0) cJSON_AddNumberToObject(o, "packed_len", (double)c->packed_len);
     cJSON_AddNumberToObject(o, "param_count", (double)model_cfg_param_count(c));
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

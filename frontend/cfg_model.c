@@ -381,21 +381,31 @@ static int read_architecture(Rd *r, yaml_node_t *n, SrcLoc kloc) {
 /* ---- the training shape ------------------------------------------------------- */
 
 static int read_train(Rd *r, yaml_node_t *n, SrcLoc kloc) {
-    static const char *const keys[] = {"pairs", "seq_len"};
-    yaml_node_t *v[2];
+    static const char *const keys[] = {"pairs", "seq_len", "packed_len"};
+    yaml_node_t *v[3];
     if (ynode_is_null(n)) return fe_error(r->err, r->errlen, kloc, "expected a mapping with pairs and seq_len for 'train', got nothing");
-    if (ymap_read(r->d, n, "'train'", keys, 2, v, NULL, r->err, r->errlen)) return -1;
+    if (ymap_read(r->d, n, "'train'", keys, 3, v, NULL, r->err, r->errlen)) return -1;
     for (int i = 0; i < 2; i++)
         if (!v[i]) return fe_error(r->err, r->errlen, kloc, "'train' is missing the required key '%s'", keys[i]);
     if (yread_pos_int(r->d, v[0], "'pairs'", MAX_PAIRS, &r->cfg->pairs, r->err, r->errlen)) return -1;
     if (yread_pos_int(r->d, v[1], "'seq_len'", MAX_SEQ, &r->cfg->seq_len, r->err, r->errlen)) return -1;
+    if (v[2]) {
+        /* a pair needs at least one token of each response after the shared
+         * prompt; past 2*seq_len nothing is shared that would not fit anyway */
+        if (yread_pos_int(r->d, v[2], "'packed_len'", 2 * MAX_SEQ, &r->cfg->packed_len, r->err, r->errlen)) return -1;
+        if (r->cfg->packed_len < 2 || r->cfg->packed_len > 2 * r->cfg->seq_len)
+            return fe_error(r->err, r->errlen, ydoc_loc(r->d, v[2]),
+                            "'packed_len' is %lld; expected 2 .. 2*seq_len = %lld (one row per pair: the shared prompt "
+                            "once, then both responses)",
+                            (long long)r->cfg->packed_len, (long long)(2 * r->cfg->seq_len));
+    }
     return 0;
 }
 
 /* Rejects shapes whose activations could not be addressed. */
 static int check_sizes(Rd *r, SrcLoc at) {
     const ModelCfg *c = r->cfg;
-    double n = 2.0 * (double)c->pairs * (double)c->seq_len;
+    double n = (double)model_rows(c) * (double)model_row_len(c);
     double worst = n * (double)c->vocab_size;
     const char *what = "the logits";
     if (n * (double)c->hidden_size > worst) {
@@ -406,7 +416,7 @@ static int check_sizes(Rd *r, SrcLoc at) {
         for (int gi = 0; gi < c->blocks[b].ngroups; gi++)
             for (int mi = 0; mi < c->blocks[b].groups[gi].nmods; mi++) {
                 const ModuleCfg *m = &c->blocks[b].groups[gi].mods[mi];
-                double e = m->kind == MOD_ATTENTION ? 2.0 * (double)c->pairs * (double)m->heads * (double)c->seq_len * (double)c->seq_len
+                double e = m->kind == MOD_ATTENTION ? (double)model_rows(c) * (double)m->heads * (double)model_row_len(c) * (double)model_row_len(c)
                            : m->kind == MOD_MLP   ? n * (double)m->intermediate_size
                                                   : 0;
                 if (e > worst) {

@@ -94,6 +94,9 @@ typedef struct Gb {
     int remat_act;      /* the backward recomputes rmsnorm outputs and SiLU from their inputs */
     int mask_head;      /* the head's matmuls skip the rows whose loss_mask is 0 (matmul_masked) */
     int attn_keep;      /* blocked attention keeps its scores for the backward (not IR_F_REMAT) */
+    int packed;         /* train.packed_len: S = pairs rows of T = packed_len tokens, each the shared
+                           prompt then the chosen and the rejected response; pos and seg are read */
+    int32_t pos, seg;   /* packed: the inputs `positions` and `segments` [S, T] (i32) */
 } Gb;
 
 /* The module builders of model_graph.c, stamped with the current location:

@@ -125,10 +125,17 @@ typedef struct ModelCfg {
     RefMode reference;
     SrcLoc reference_loc;
     int64_t pairs;        /* preference pairs per micro-batch (2*pairs sequences) */
-    int64_t seq_len;
+    int64_t seq_len;      /* tokens of one sequence (prompt + response) */
+    int64_t packed_len;   /* 0, or train.packed_len: one row of this many tokens per pair, the
+                             shared prompt once, then the chosen and the rejected response */
     int64_t mesh_dp, mesh_tp; /* `parallel: {dp, tp}` (1 when absent); pairs is per dp rank */
     SrcLoc parallel_loc;
 } ModelCfg;
+
+/* The training rows: 2*pairs rows of seq_len tokens, or with packed_len one
+ * row of packed_len tokens per pair. */
+static inline int64_t model_row_len(const ModelCfg *c) { return c->packed_len > 0 ? c->packed_len : c->seq_len; }
+static inline int64_t model_rows(const ModelCfg *c) { return (c->packed_len > 0 ? 1 : 2) * c->pairs; }
 
 /* Load and check a model YAML. 0 ok; -1 with "file:line:col: message" in err
  * (cfg is then left empty; model_cfg_free is still safe to call). */

@@ -101,7 +101,9 @@ static int32_t rmsnorm(Gb *b, int32_t x, const char *wname, double eps) {
     return ir_mul(g, ir_bcast_to(g, param(b, wname, 1, b->H, 0), x), xn);
 }
 
-/* cos and sin tables [T, d] for rotate-half RoPE. */
+/* cos and sin tables for rotate-half RoPE: [T, d] at positions 0..T-1, or
+ * packed [S, 1, T, d] at the `positions` input (a response restarts where
+ * the shared prompt ends). */
 static void rope_tables(Gb *b, int64_t d, double theta, int32_t *cos_t, int32_t *sin_t) {
     IrGraph *g = b->g;
     int64_t half = d / 2;
@@ -110,9 +112,18 @@ static void rope_tables(Gb *b, int64_t d, double theta, int32_t *cos_t, int32_t 
     int32_t j = ir_iota(g, 1, DT_F64, 2, sj);
     int32_t e = ir_mul(g, j, ir_const_like(g, -2.0 * log(theta) / (double)d, j));
     int32_t inv = ir_unary(g, OP_EXP, e);
-    int32_t pos = ir_iota(g, 0, DT_F64, 2, st);
-    int32_t ang = ir_mul(g, ir_broadcast(g, pos, 2, sa), ir_broadcast(g, inv, 2, sa)); /* [T, d/2] */
-    int32_t emb = ir_concat(g, ang, ang, 1);                                            /* [T, d] */
+    int32_t emb;
+    if (b->packed) {
+        int64_t sp[3] = {b->S, b->T, 1}, si[3] = {1, 1, half}, s3[3] = {b->S, b->T, half};
+        int32_t pos = ir_reshape(g, ir_cast(g, b->pos, DT_F64), 3, sp);
+        int32_t ang = ir_mul(g, ir_broadcast(g, pos, 3, s3), ir_broadcast(g, ir_reshape(g, inv, 3, si), 3, s3));
+        int64_t s4[4] = {b->S, 1, b->T, d};
+        emb = ir_reshape(g, ir_concat(g, ang, ang, 2), 4, s4); /* [S, 1, T, d] */
+    } else {
+        int32_t pos = ir_iota(g, 0, DT_F64, 2, st);
+        int32_t ang = ir_mul(g, ir_broadcast(g, pos, 2, sa), ir_broadcast(g, inv, 2, sa)); /* [T, d/2] */
+        emb = ir_concat(g, ang, ang, 1);                                                    /* [T, d] */
+    }
     *cos_t = ir_cast(g, ir_unary(g, OP_COS, emb), b->dt);
     *sin_t = ir_cast(g, ir_unary(g, OP_SIN, emb), b->dt);
 }
@@ -145,6 +156,21 @@ static int32_t attention_out(Gb *b, const ModuleCfg *m, int32_t o, const char *b
     return linear(b, o, name, nh * d, b->H, m->o_bias);
 }
 
+/* Packed rows: 1 where query row i (of i0..i1) is in a response and key j
+ * (of 0..kl) in the other one or in padding, i.e. segments differ and the
+ * key is not in the shared prompt (segment 0); [S, 1, 1, tq, kl]. */
+static int32_t other_response(Gb *b, int64_t i0, int64_t i1, int64_t kl) {
+    IrGraph *g = b->g;
+    int64_t S = b->S, tq = i1 - i0;
+    int32_t seg = ir_cast(g, b->seg, b->dt);
+    int64_t sq[3] = {S, tq, 1}, sk[3] = {S, 1, kl}, s3[3] = {S, tq, kl}, s5[5] = {S, 1, 1, tq, kl};
+    int32_t q = ir_broadcast(g, ir_reshape(g, ir_slice(g, seg, 1, i0, i1), 3, sq), 3, s3);
+    int32_t k = ir_broadcast(g, ir_reshape(g, kl < b->T ? ir_slice(g, seg, 1, 0, kl) : seg, 3, sk), 3, s3);
+    int32_t differ = ir_add(g, ir_binary(g, OP_CMP_LT, q, k), ir_binary(g, OP_CMP_LT, k, q));
+    int32_t not_prompt = ir_binary(g, OP_CMP_LT, cnst(b, 0.0, k), k);
+    return ir_reshape(g, ir_mul(g, differ, not_prompt), 5, s5);
+}
+
 /* Attention over blocks of query rows (see the header); the whole sequence
  * is one block when b->ablock is 0. q [S, nh, T, d], k/v [S, kv, T, d]. Query
  * head h = kv_head * G + g: a reshape groups them under their kv head, so
@@ -172,6 +198,7 @@ static int32_t attention_blocked(Gb *b, const ModuleCfg *m, int32_t q, int32_t k
             int32_t future = ir_binary(g, OP_CMP_LT, qpos, kpos); /* 1 where key > query */
             sc = ir_select(g, ir_bcast_to(g, future, sc), cnst(b, -INFINITY, sc), sc);
         }
+        if (b->packed) sc = ir_select(g, ir_bcast_to(g, other_response(b, i0, i1, kl), sc), cnst(b, -INFINITY, sc), sc);
         int32_t mx = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, sc, 4));
         int32_t ex = ir_unary(g, OP_EXP, ir_sub(g, sc, ir_bcast_to(g, mx, sc)));
         int32_t z = ir_reduce(g, OP_REDUCE_SUM, ex, 4);
@@ -267,36 +294,57 @@ static int32_t forward(Gb *b, int32_t tokens, int32_t *head) {
     return x;
 }
 
-/* per-row target log-probs [N] masked and summed per sequence -> [S] */
+/* A per-position value [N] (or [N, 1]) as rows of the sequences' masks
+ * [2B, T]: itself, or packed the pairs' rows once for the chosen and once
+ * for the rejected sequence (each masked by its own loss_mask rows). */
+static int32_t per_seq_rows(Gb *b, int32_t x) {
+    IrGraph *g = b->g;
+    if (!b->packed) {
+        int64_t sst[2] = {b->S, b->T};
+        return ir_reshape(g, x, 2, sst);
+    }
+    int64_t s1[3] = {1, b->S, b->T}, s2[3] = {2, b->S, b->T}, sr[2] = {2 * b->S, b->T};
+    return ir_reshape(g, ir_broadcast(g, ir_reshape(g, x, 3, s1), 3, s2), 2, sr);
+}
+
+/* per-row values [N] masked and summed per sequence -> [2B] */
 static int32_t masked_seq_sum(Gb *b, int32_t tl, int32_t mask) {
     IrGraph *g = b->g;
-    int64_t sst[2] = {b->S, b->T}, ss[1] = {b->S};
-    int32_t masked = ir_mul(g, ir_reshape(g, tl, 2, sst), mask);
+    int64_t ss[1] = {b->cfg->pairs * 2};
+    int32_t masked = ir_mul(g, per_seq_rows(b, tl), mask);
     return ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, masked, 1), 1, ss);
 }
 
+/* The rows the head must compute, [N]: the loss mask, or packed the sum of
+ * a pair's chosen and rejected masks (> 0 where either needs the row). */
+static int32_t head_rows(Gb *b, int32_t mask) {
+    IrGraph *g = b->g;
+    int64_t sn[1] = {b->N}, s3[3] = {2, b->S, b->T};
+    if (!b->packed) return ir_reshape(g, mask, 1, sn);
+    return ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, ir_reshape(g, mask, 3, s3), 0), 1, sn);
+}
+
 /* x W^T for the head: x [N, H], w [n, H]; with mask_head a matmul_masked
- * on the loss mask's rows, whose dead rows are 0 (nothing downstream reads
- * them but through a product with the mask) */
-static int32_t head_matmul(Gb *b, int32_t x, int32_t w, int32_t mask) {
+ * on the rows `hrows` [N] (head_rows) marks, whose dead rows are 0 (nothing
+ * downstream reads them but through a product with the mask) */
+static int32_t head_matmul(Gb *b, int32_t x, int32_t w, int32_t hrows) {
     if (!b->mask_head) return ir_matmul(b->g, x, w, 0, 1);
-    int64_t sn[1] = {b->N};
-    return ir_matmul_masked(b->g, x, w, 0, 1, ir_reshape(b->g, mask, 1, sn), 0);
+    return ir_matmul_masked(b->g, x, w, 0, 1, hrows, 0);
 }
 
 /* The chunked head (see the header): hidden x [N, H], head weight w [V, H]
- * -> summed log-probs [S]; *rows = the logits' row sums [N, 1]. */
+ * -> summed log-probs [2B]; *rows = the logits' row sums [N, 1]. */
 static int32_t seq_logps_chunked(Gb *b, int32_t x, int32_t w, int32_t targets, int32_t mask, int32_t *rows) {
     IrGraph *g = b->g;
     loc(b, b->cfg->lm_head.loc);
     int64_t N = b->N, V = b->V, n1[2] = {N, 1};
     int32_t tgt = ir_cast(g, ir_reshape(g, targets, 2, n1), b->dt); /* exact: V < 2^24 is checked */
     int32_t M = -1, tl = -1, rs = -1;
-    int32_t mc[64], ec[64];
+    int32_t mc[64], ec[64], hrows = b->mask_head ? head_rows(b, mask) : -1;
     int nc = 0;
     for (int64_t v0 = 0; v0 < V; v0 += b->vchunk, nc++) {
         int64_t v1 = v0 + b->vchunk < V ? v0 + b->vchunk : V, cs[2] = {N, v1 - v0};
-        int32_t sc = remat(g, head_matmul(b, x, remat(g, ir_slice(g, w, 0, v0, v1)), mask)); /* [N, n] */
+        int32_t sc = remat(g, head_matmul(b, x, remat(g, ir_slice(g, w, 0, v0, v1)), hrows)); /* [N, n] */
         mc[nc] = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, sc, 1));
         ec[nc] = ir_reduce(g, OP_REDUCE_SUM, ir_unary(g, OP_EXP, ir_sub(g, sc, ir_bcast_to(g, mc[nc], sc))), 1);
         M = M < 0 ? mc[nc] : ir_binary(g, OP_MAX, M, mc[nc]);
@@ -320,7 +368,7 @@ static int32_t seq_logps_chunked(Gb *b, int32_t x, int32_t w, int32_t targets, i
     return masked_seq_sum(b, ir_reshape(g, ir_sub(g, tl, lse), 1, sn), mask);
 }
 
-/* summed log-probs of `targets` where loss_mask is 1: [N, V] -> [S] */
+/* summed log-probs of `targets` where loss_mask is 1: [N, V] -> [2B] */
 static int32_t seq_logps(Gb *b, int32_t logits, int32_t targets, int32_t mask) {
     IrGraph *g = b->g;
     loc(b, b->cfg->lm_head.loc);
@@ -332,7 +380,7 @@ static int32_t seq_logps(Gb *b, int32_t logits, int32_t targets, int32_t mask) {
     return masked_seq_sum(b, tl, mask);
 }
 
-/* tokens -> summed log-probs [S]; *rows = the logits' row sums [N, 1];
+/* tokens -> summed log-probs [2B]; *rows = the logits' row sums [N, 1];
  * *logits = the [N, V] logits when the head is whole (-1 when chunked) */
 static int32_t model_logps(Gb *b, int32_t tokens, int32_t targets, int32_t mask, int32_t *rows, int32_t *logits) {
     int32_t w, x = forward(b, tokens, &w);
@@ -341,7 +389,7 @@ static int32_t model_logps(Gb *b, int32_t tokens, int32_t targets, int32_t mask,
         return seq_logps_chunked(b, x, w, targets, mask, rows);
     }
     loc(b, b->cfg->lm_head.loc);
-    *logits = head_matmul(b, x, w, mask);
+    *logits = head_matmul(b, x, w, b->mask_head ? head_rows(b, mask) : -1);
     *rows = ir_reduce(b->g, OP_REDUCE_SUM, *logits, 1);
     return seq_logps(b, *logits, targets, mask);
 }
@@ -362,21 +410,35 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
         snprintf(err, errlen, "model_build_graph: the model configuration is not loaded");
         return -1;
     }
-    Gb b = {cfg, g, dt, 2 * cfg->pairs, cfg->seq_len, 2 * cfg->pairs * cfg->seq_len, cfg->hidden_size, cfg->vocab_size,
-            "", IR_PARAM_TRAINABLE, opt ? opt->vocab_chunk : 0, opt ? opt->attn_block : 0,
-            opt ? opt->remat_activations : 0, !(opt && opt->dense_head), opt ? opt->attn_keep : 0};
-    if (kind == BUILD_LOGPS && opt && opt->expose_logits) b.vchunk = 0, b.mask_head = 0; /* the logits are an output */
+    int64_t S = model_rows(cfg), T = model_row_len(cfg);
+    Gb b = {cfg, g, dt, S, T, S * T, cfg->hidden_size, cfg->vocab_size, "", IR_PARAM_TRAINABLE,
+            opt ? opt->vocab_chunk : 0, opt ? opt->attn_block : 0, opt ? opt->remat_activations : 0,
+            !(opt && opt->dense_head), opt ? opt->attn_keep : 0, cfg->packed_len > 0, -1, -1};
+    if (kind == BUILD_LOGPS && opt && opt->expose_logits) {
+        if (b.packed) {
+            snprintf(err, errlen, "%s: the logits are not an output of a packed step (train.packed_len); drop "
+                     "packed_len to expose them", cfg->path ? cfg->path : "model");
+            return -1;
+        }
+        b.vchunk = 0, b.mask_head = 0; /* the logits are an output */
+    }
     if (b.vchunk > 0 && b.vchunk < b.V && (b.V > (1 << 24) || (b.V + b.vchunk - 1) / b.vchunk > 64)) {
         snprintf(err, errlen, "%s: a vocabulary of %lld in chunks of %lld: at most 64 chunks (and 2^24 columns)",
                  cfg->path ? cfg->path : "model", (long long)b.V, (long long)b.vchunk);
         return -1;
     }
-    int64_t sst[2] = {b.S, b.T}, ss[1] = {b.S};
+    /* rows [S, T] of tokens and targets; the loss mask per sequence [2B, T]
+     * (packed: a pair's row once as its chosen, once as its rejected) */
+    int64_t sst[2] = {b.S, b.T}, ss[1] = {2 * cfg->pairs}, smask[2] = {2 * cfg->pairs, b.T};
     SrcLoc top = {cfg->path, 1, 1};
     loc(&b, top);
     int32_t tokens = ir_input(g, "tokens", DT_I32, 2, sst);
     int32_t targets = ir_input(g, "targets", DT_I32, 2, sst);
-    int32_t mask = ir_input(g, "loss_mask", dt, 2, sst);
+    int32_t mask = ir_input(g, "loss_mask", dt, 2, smask);
+    if (b.packed) {
+        b.pos = ir_input(g, "positions", DT_I32, 2, sst);
+        b.seg = ir_input(g, "segments", DT_I32, 2, sst);
+    }
 
     int32_t logits, rows;
     int32_t logps = model_logps(&b, tokens, targets, mask, &rows, &logits);
@@ -394,8 +456,7 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
 
     /* logits_sum: per sequence, the masked sum over positions of the vocabulary sum */
     loc(&b, cfg->lm_head.loc);
-    rows = ir_reshape(g, rows, 2, sst);
-    int32_t logits_sum = ir_reshape(g, ir_reduce(g, OP_REDUCE_SUM, ir_mul(g, rows, mask), 1), 1, ss);
+    int32_t logits_sum = masked_seq_sum(&b, rows, mask);
 
     loc(&b, cfg->loss.loc);
     LossLeaves lv = {logps, -1, -1};
@@ -445,7 +506,7 @@ int32_t fe_apply_module(Gb *b, const ModuleCfg *m, int32_t x, int64_t layer) { r
 /* f32 bytes of one layer's attention scores in blocks of `block` query rows
  * (the whole sequence when 0), each against the keys it may see */
 static int64_t attn_score_bytes(const ModelCfg *cfg, int64_t seqs, int64_t block) {
-    int64_t T = cfg->seq_len, total = 0, heads = 0;
+    int64_t T = model_row_len(cfg), total = 0, heads = 0;
     for (int bi = 0; bi < cfg->nblocks; bi++)
         for (int gi = 0; gi < cfg->blocks[bi].ngroups; gi++)
             for (int mi = 0; mi < cfg->blocks[bi].groups[gi].nmods; mi++) {
@@ -470,11 +531,11 @@ void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, 
         if (vc >= v) vc = 0;
     }
     *vocab_chunk = vc;
-    *attn_block = cfg->seq_len > 256 ? 256 : 0;
+    *attn_block = model_row_len(cfg) > 256 ? 256 : 0;
     /* the backward reads each layer's probabilities and exps (two score-sized
      * tensors): kept when all of them fit in 64 MiB, recomputed otherwise */
     int64_t layers = 0;
     for (int bi = 0; bi < cfg->nblocks; bi++) layers += cfg->blocks[bi].repeat;
-    int64_t seqs = cfg->seq_len > 0 ? rows / cfg->seq_len : 0;
+    int64_t seqs = model_row_len(cfg) > 0 ? rows / model_row_len(cfg) : 0;
     *attn_keep = 2 * layers * attn_score_bytes(cfg, seqs, *attn_block) <= whole_max;
 }

@@ -11,6 +11,20 @@
  * unused slot are all 0. With a precomputed reference the step's
  * `ref_logps` input (f32 [2B]) gets the record's values.
  *
+ * A packed step (train.packed_len, its inputs `positions` and `segments`)
+ * takes one row of R = packed_len tokens per pair: tokens, targets,
+ * positions and segments are [B, R], loss_mask stays [2B, R] (row p the
+ * chosen's labels, row B+p the rejected's, both over pair p's row). With
+ * n_c, n_r the tokens fed (min(len, T)) and k the length of the common
+ * prefix of the two sequences, the first P = max(k-1, 0) positions hold
+ * the shared tokens once (segment 0), then the chosen's positions P..n_c-1
+ * (segment 1), then the rejected's P..n_r-1 (segment 2), then padding
+ * (segment 3, token 0): n_c + n_r - P tokens, which must be <= R. Each
+ * token keeps its sequence position (`positions`, for RoPE), so the row
+ * computes exactly the two sequences' log-probs while the prompt is run
+ * once. P stops one short of k because the last shared position predicts
+ * a different token in each sequence.
+ *
  * The order (batch_order_*) is the list of usable pairs (both sequences
  * keep at least one label token within T), shuffled for each epoch by a
  * Fisher-Yates pass driven by splitmix64 seeded from (seed, epoch); the
@@ -31,22 +45,27 @@ typedef struct BatchLayout {
     int32_t *tokens, *targets;
     float *mask;
     float *ref_logps; /* NULL: the step takes no precomputed reference */
+    int64_t row;      /* tokens of a row: T, or packed_len */
+    int32_t *positions, *segments; /* packed: [B, row]; NULL otherwise */
 } BatchLayout;
 
 /* What one packed pair contributes (after truncation). */
 typedef struct BatchPairInfo {
     uint32_t labels[2]; /* label tokens within T: chosen, rejected */
     uint32_t tokens[2]; /* tokens fed: min(len, T) */
+    uint32_t packed;    /* tokens of its packed row: tokens[0] + tokens[1] - shared positions */
     int truncated;      /* a label token was cut */
 } BatchPairInfo;
 
 /* Finds and checks the step's inputs; vocab from the config's vocab_size
- * (or model.embed_tokens.weight's rows). */
+ * (or model.embed_tokens.weight's rows), T of a packed step from its
+ * config's seq_len. */
 int batch_layout_init(BatchLayout *L, DpocStep *s, char *err, size_t errlen);
 /* Zeroes every row (and ref_logps). */
 void batch_clear(const BatchLayout *L);
-/* Packs p into slot `slot` (0 <= slot < B); ids must be < vocab. rec_index
- * names the record in errors. */
+/* Packs p into slot `slot` (0 <= slot < B); ids must be < vocab, and a
+ * packed pair must fit its row (info->packed <= row). rec_index names the
+ * record in errors. */
 int batch_put(const BatchLayout *L, int64_t slot, const RecPair *p, uint64_t rec_index, BatchPairInfo *info,
               char *err, size_t errlen);
 /* The information batch_put would give, without packing. */

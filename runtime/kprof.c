@@ -29,13 +29,19 @@ static int cmp_ktime(const void *a, const void *b) {
 }
 
 double kprof_live_share(DpocStep *s) {
-    DpocTensorInfo ti;
+    DpocTensorInfo ti, tsg;
     const void *m = dpoc_step_find(s, "loss_mask", DPOC_ROLE_INPUT, &ti);
     if (!m || ti.numel <= 0 || (ti.dtype != DPOC_DT_F32 && ti.dtype != DPOC_DT_F64)) return 1.0;
-    int64_t live = 0;
-    for (int64_t i = 0; i < ti.numel; i++)
-        live += ti.dtype == DPOC_DT_F32 ? ((const float *)m)[i] > 0 : ((const double *)m)[i] > 0;
-    return (double)live / (double)ti.numel;
+    /* a packed step's mask is [2B, R] over B rows: a row position is live
+     * when either of its pair's two mask rows is */
+    int64_t n = ti.numel, half = dpoc_step_lookup(s, "segments", DPOC_ROLE_INPUT, &tsg) == 0 ? n / 2 : 0, live = 0;
+    for (int64_t i = 0; i < (half ? half : n); i++) {
+        int on = ti.dtype == DPOC_DT_F32 ? ((const float *)m)[i] > 0 : ((const double *)m)[i] > 0;
+        if (half)
+            on |= ti.dtype == DPOC_DT_F32 ? ((const float *)m)[i + half] > 0 : ((const double *)m)[i + half] > 0;
+        live += on;
+    }
+    return (double)live / (double)(half ? half : n);
 }
 
 double kprof_kernel_flops(const DpocStep *s, int k, double live) {

@@ -42,12 +42,13 @@ uint64_t train_config_hash(const DpocStep *s) {
     const cJSON *c = s->json ? cJSON_GetObjectItemCaseSensitive(s->json, "config") : NULL;
     if (!c) return 0;
     /* the micro-batch and the generation settings are not the model:
-     * without "pairs" and "generate" (a mesh step has no generation
-     * entries), so that a run can resume on another mesh (dp ranks x pairs)
-     * or micro-batch size */
+     * without "pairs", "packed_len" and "generate" (a mesh step has no
+     * generation entries), so that a run can resume on another mesh (dp
+     * ranks x pairs), micro-batch size or row layout */
     cJSON *copy = cJSON_Duplicate(c, 1);
     if (!copy) return 0;
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "pairs");
+    cJSON_DeleteItemFromObjectCaseSensitive(copy, "packed_len");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "generate");
     char *text = cJSON_PrintUnformatted(copy);
     cJSON_Delete(copy);

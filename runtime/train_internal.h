@@ -29,7 +29,7 @@ typedef struct TrainData {
     RecReader *r;
     uint64_t npairs;
     uint64_t *usable; /* ascending record indices (owned until handed to a BatchOrder) */
-    uint64_t nusable, ntruncated;
+    uint64_t nusable, ntruncated, nunfit; /* nunfit: longer than a packed step's row */
 } TrainData;
 
 /* The settings a run uses, recorded in checkpoints. */

@@ -197,6 +197,7 @@ int trainer_open_data(Trainer *t, TrainData *d, const char *path, int need_ref, 
         }
     }
     d->usable = malloc((d->npairs ? d->npairs : 1) * sizeof *d->usable);
+    uint32_t longest = 0;
     if (!d->usable) return snprintf(err, errlen, "out of memory"), -1;
     for (uint64_t i = 0; i < d->npairs; i++) {
         RecPair p;
@@ -206,14 +207,24 @@ int trainer_open_data(Trainer *t, TrainData *d, const char *path, int need_ref, 
         BatchPairInfo info;
         batch_pair_info(&p, t->L.T, &info);
         d->ntruncated += info.truncated != 0;
+        if (t->L.positions && (int64_t)info.packed > t->L.row) {
+            d->nunfit++;
+            if (info.packed > longest) longest = info.packed;
+            continue;
+        }
         if (info.labels[0] > 0 && info.labels[1] > 0) d->usable[d->nusable++] = i;
     }
+    if (d->nunfit)
+        fprintf(t->log,
+                "dporun: warning: %s: %" PRIu64 " of %" PRIu64 " pairs need more than the step's packed_len of %lld tokens "
+                "(the longest %u) and are skipped; compile with a larger train.packed_len to keep them\n",
+                path, d->nunfit, d->npairs, (long long)t->L.row, longest);
     if (d->ntruncated)
         fprintf(t->log, "dporun: warning: %s: %" PRIu64 " of %" PRIu64 " pairs are longer than the step's %lld tokens and lose label tokens\n",
                 path, d->ntruncated, d->npairs, (long long)t->L.T);
-    if (d->nusable < d->npairs)
+    if (d->nusable + d->nunfit < d->npairs)
         fprintf(t->log, "dporun: warning: %s: %" PRIu64 " pairs have no label token within %lld tokens on one side and are skipped\n",
-                path, d->npairs - d->nusable, (long long)t->L.T);
+                path, d->npairs - d->nusable - d->nunfit, (long long)t->L.T);
     if (!d->nusable) return snprintf(err, errlen, "%s: no usable pairs", path), -1;
     return 0;
 }

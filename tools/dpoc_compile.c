@@ -264,7 +264,7 @@ static int compile_or_print(int argc, char **argv, int compile) {
     if (!a.prefill_chunk) a.prefill_chunk = a.max_context < 32 ? a.max_context : 32;
     int64_t auto_vc, auto_ab;
     int auto_keep;
-    model_auto_chunks(&cfg, 2 * cfg.pairs * cfg.seq_len, &auto_vc, &auto_ab, &auto_keep);
+    model_auto_chunks(&cfg, model_rows(&cfg) * model_row_len(&cfg), &auto_vc, &auto_ab, &auto_keep);
     if (!a.attn_keep_s) a.attn_keep = auto_keep;
     if (!a.vocab_chunk_s) a.vocab_chunk = a.mesh_tp > 1 ? 0 : auto_vc; /* a tp-split head stays whole */
     if (a.mesh_tp > 1 && a.vocab_chunk > 0) {

@@ -237,7 +237,7 @@ static void test_order(void) {
 static void test_pack(void) {
     int32_t tokens[2 * 4], targets[2 * 4];
     float mask[2 * 4], ref[2];
-    BatchLayout L = {1, 4, 64, tokens, targets, mask, ref};
+    BatchLayout L = {1, 4, 64, tokens, targets, mask, ref, 4, NULL, NULL};
     static const int32_t chosen[] = {5, 6, 7, 8, 9}, rejected[] = {5, 6, 7, 10};
     static const RecSpan sc[] = {{3, 5}}, sr[] = {{3, 4}};
     RecPair p = {3, {5, 4}, {chosen, rejected}, {1, 1}, {sc, sr}, 1, {-1.5f, -2.5f}};
@@ -255,14 +255,14 @@ static void test_pack(void) {
           "info: labels %u %u tokens %u %u truncated %d", info.labels[0], info.labels[1], info.tokens[0],
           info.tokens[1], info.truncated);
     /* T = 3: the chosen label at position 4 is cut */
-    BatchLayout L3 = {1, 3, 64, tokens, targets, mask, NULL};
+    BatchLayout L3 = {1, 3, 64, tokens, targets, mask, NULL, 3, NULL, NULL};
     CHECK(batch_put(&L3, 0, &p, 0, &info, err, sizeof err) == 0, "pack T=3: %s", err);
     CHECK(info.labels[0] == 1 && info.labels[1] == 1 && info.truncated, "T=3: labels %u %u truncated %d",
           info.labels[0], info.labels[1], info.truncated);
     static const float wm3[] = {0, 0, 1, 0, 0, 1};
     CHECK(!memcmp(mask, wm3, sizeof wm3), "T=3 mask");
     /* an id outside the vocabulary is refused, naming the record */
-    BatchLayout Lv = {1, 4, 8, tokens, targets, mask, NULL};
+    BatchLayout Lv = {1, 4, 8, tokens, targets, mask, NULL, 4, NULL, NULL};
     CHECK(batch_put(&Lv, 0, &p, 17, &info, err, sizeof err) == -1 && strstr(err, "record 17") &&
               strstr(err, "id 8"),
           "vocabulary check: %s", err);
