@@ -16,7 +16,10 @@
 # runtime's pinned pool) and bench/torch_step.py (the same step in PyTorch,
 # /usr/bin/python3, torch.set_num_threads and OMP/OPENBLAS_NUM_THREADS set
 # to the count): median s/step, tokens/s, GFLOP/s, MFU and the ratio;
-# (c) the peak RSS of both, and dpoc's RSS over its printed plan; (a)
+# (c) the peak RSS of both, and dpoc's RSS over its printed plan. Each model
+# is also compiled packed (NAME+pk: train.packed_len = 3T/2 + 1, step_bench's
+# pairs sharing a prompt of T/2 tokens, held once per row) and timed against
+# the same PyTorch step, which runs both sequences whole; (a)
 # gemm_bench --model: every distinct matmul shape of the model's train_step
 # against cblas_sgemm at each thread count (OPENBLAS_NUM_THREADS set). The
 # 2-thread dpoc runs also print the per-kernel profile (DPOC_DEBUG=2).
@@ -47,16 +50,32 @@ models=(bench/models/tiny.yaml bench/models/small.yaml)
 [ "$full" = 1 ] && models+=(models/zoo/qwen2-0.5b.yaml)
 summary="$out/summary.txt"
 : >"$summary"
+# compile_step NAME YAML: compiles, prints NAME's compile time and memory plan
+compile_step() {
+  local t0 t1 plan
+  t0=$(date +%s.%N)
+  "$build/tools/dpoc" compile "$2" -o "$out/$1.so" >"$out/$1.compile.log"
+  t1=$(date +%s.%N)
+  plan=$(awk '/^  total /{print $2}' "$out/$1.compile.log")
+  printf '%s compile_s=%.2f plan_mib=%.1f\n' "$1" "$(awk "BEGIN{print $t1 - $t0}")" \
+    "$(awk "BEGIN{print ${plan:-0} / 1048576}")" | tee -a "$summary"
+}
+# the model with train.packed_len = 3T/2 + 1: step_bench's pairs (a prompt of
+# half the sequence, shared) in one row each, the prompt run once
+packed_yaml() {
+  awk 'match($0, /seq_len: [0-9]+/) {
+         n = substr($0, RSTART + 9, RLENGTH - 9) + 0; pk = int(3 * n / 2) + 1
+         if ($0 ~ /[{]/) { sub(/seq_len: [0-9]+/, "seq_len: " n ", packed_len: " pk); print; next }
+         print; match($0, /^ */); print substr($0, 1, RLENGTH) "packed_len: " pk; next }
+       { print }' "$1"
+}
 for model in "${models[@]}"; do
   m=$(basename "$model" .yaml)
   case $m in tiny) steps=$steps_tiny ;; small) steps=$steps_small ;; *) m=0.5b; steps=$steps_full ;; esac
   so="$out/$m.so"
-  t0=$(date +%s.%N)
-  "$build/tools/dpoc" compile "$model" -o "$so" >"$out/$m.compile.log"
-  t1=$(date +%s.%N)
-  plan=$(awk '/^  total /{print $2}' "$out/$m.compile.log")
-  printf '%s compile_s=%.2f plan_mib=%.1f\n' "$m" "$(awk "BEGIN{print $t1 - $t0}")" \
-    "$(awk "BEGIN{print ${plan:-0} / 1048576}")" | tee -a "$summary"
+  compile_step "$m" "$model"
+  packed_yaml "$model" >"$out/$m+pk.yaml"
+  compile_step "$m+pk" "$out/$m+pk.yaml"
   for th in $threads; do
     peak=()
     [ -n "${PEAK_GFLOPS_PER_THREAD:-}" ] && peak=(--peak-gflops "$(awk "BEGIN{print $PEAK_GFLOPS_PER_THREAD * $th}")")
@@ -64,11 +83,15 @@ for model in "${models[@]}"; do
     [ "$th" = 2 ] && dbg=2
     DPOC_DEBUG=$dbg "$build/bench/step_bench" "$so" --threads "$th" --steps "$steps" --warmup "$warmup" \
       "${peak[@]}" | tee "$out/$m.dpoc.t$th.log"
+    "$build/bench/step_bench" "$out/$m+pk.so" --threads "$th" --steps "$steps" --warmup "$warmup" \
+      "${peak[@]}" | tee "$out/$m+pk.dpoc.t$th.log"
     OMP_NUM_THREADS=$th OPENBLAS_NUM_THREADS=$th /usr/bin/python3 bench/torch_step.py "$so" --threads "$th" \
       --steps "$steps" --warmup "$warmup" | tee "$out/$m.torch.t$th.log"
-    d=$(grep '^RESULT' "$out/$m.dpoc.t$th.log")
     p=$(grep '^RESULT' "$out/$m.torch.t$th.log")
-    echo "$m threads=$th dpoc: ${d#RESULT } | torch: ${p#RESULT }" >>"$summary"
+    for v in "$m" "$m+pk"; do
+      d=$(grep '^RESULT' "$out/$v.dpoc.t$th.log")
+      echo "$v threads=$th dpoc: ${d#RESULT } | torch: ${p#RESULT }" >>"$summary"
+    done
   done
   if [ "$have_gemm" = 1 ]; then
     OPENBLAS_NUM_THREADS=$(echo "$threads" | tr ' ' '\n' | sort -n | tail -1) "$build/bench/gemm_bench" --model "$model" \
@@ -81,13 +104,13 @@ done
 kv() { echo "$1" | tr ' ' '\n' | grep "^$2=" | head -1 | cut -d= -f2; }
 echo
 echo "== step: dpoc vs PyTorch (median s/step, tokens/s, MFU, peak RSS; speedup = dpoc/torch tokens/s) =="
-printf '%-5s %3s %9s %10s %8s %6s %9s %7s %9s %10s %9s %7s %6s\n' model thr dpoc_s dpoc_tok/s GFLOP/s MFU% dpoc_MiB \
+printf '%-8s %3s %9s %10s %8s %6s %9s %7s %9s %10s %9s %7s %6s\n' model thr dpoc_s dpoc_tok/s GFLOP/s MFU% dpoc_MiB \
   RSS/plan torch_s torch_tok/s torch_MiB speedup RSSx
 grep ' threads=' "$summary" | while read -r line; do
   m=${line%% *}
   d=${line#*dpoc: }; d=${d%% |*}; p=${line#*torch: }
   plan=$(kv "$(grep "^$m compile_s=" "$summary")" plan_mib)
-  printf '%-5s %3s %9s %10s %8s %6s %9s %7.2f %9s %10s %9s %7.2f %6.2f\n' "$m" "$(kv "$d" threads)" "$(kv "$d" sec)" \
+  printf '%-8s %3s %9s %10s %8s %6s %9s %7.2f %9s %10s %9s %7.2f %6.2f\n' "$m" "$(kv "$d" threads)" "$(kv "$d" sec)" \
     "$(kv "$d" tok_s)" "$(kv "$d" gflops)" "$(kv "$d" mfu)" "$(kv "$d" rss_mib)" \
     "$(awk "BEGIN{print $(kv "$d" rss_mib) / $plan}")" "$(kv "$p" sec)" "$(kv "$p" tok_s)" "$(kv "$p" rss_mib)" \
     "$(awk "BEGIN{print $(kv "$d" tok_s) / $(kv "$p" tok_s)}")" "$(awk "BEGIN{print $(kv "$d" rss_mib) / $(kv "$p" rss_mib)}")"

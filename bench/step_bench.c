@@ -9,7 +9,12 @@
  * work, grain 262144 = dporun's default). Parameters get a fixed xorshift
  * fill (matrices U(-sqrt(3/in), sqrt(3/in)), norm weights 1, other vectors
  * small); tokens and targets are uniform over the vocabulary, the loss mask
- * covers the second half of every row; ref_logps, when the step takes it,
+ * covers the second half of every row. A packed step (train.packed_len)
+ * gets the same pairs as preference pairs through the runtime's batch_put:
+ * a prompt of T/2 tokens both sequences share, responses of T/2 that part
+ * at their first token, labels on the responses (the unpacked mask), so
+ * its row holds 3T/2 + 1 tokens; tokens/s still counts 2 * pairs * seq_len
+ * sequence positions, the work an unpacked step does. ref_logps, when the step takes it,
  * is the policy's own log-probs (logps entry) minus 1. After --warmup
  * untimed steps, --steps train_step calls are timed one by one
  * (CLOCK_MONOTONIC) and the median is reported, with tokens/s (every
@@ -42,6 +47,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "runtime/batch.h"
 #include "runtime/step_load.h"
 #include "runtime/kprof.h"
 #include "runtime/threadpool.h"
@@ -88,9 +94,39 @@ static void fill_params(DpocStep *s) {
     }
 }
 
+/* A packed step's rows: pairs of T-token sequences sharing a T/2 prompt
+ * (see the header); returns the sequences' token positions, or -1. */
+static int64_t fill_packed(DpocStep *s, int64_t *vocab) {
+    BatchLayout L;
+    char err[512];
+    if (batch_layout_init(&L, s, err, sizeof err)) return fprintf(stderr, "step_bench: %s\n", err), -1;
+    int64_t T = L.T, half = T / 2;
+    int32_t *ids = malloc((size_t)(2 * T) * sizeof *ids);
+    if (!ids) return -1;
+    uint64_t r = 12345;
+    batch_clear(&L);
+    for (int64_t k = 0; k < L.B; k++) {
+        for (int64_t t = 0; t < 2 * T; t++) ids[t] = (int32_t)(rng_next(&r) % (uint64_t)L.vocab);
+        memcpy(ids + T, ids, (size_t)half * sizeof *ids);
+        if (ids[T + half] == ids[half]) ids[T + half] = (ids[half] + 1) % (int32_t)L.vocab;
+        RecSpan sp = {(uint32_t)half + 1, (uint32_t)T};
+        RecPair p = {(uint32_t)half, {(uint32_t)T, (uint32_t)T}, {ids, ids + T}, {1, 1}, {&sp, &sp}, 0, {0, 0}};
+        BatchPairInfo info;
+        if (batch_put(&L, k, &p, (uint64_t)k, &info, err, sizeof err)) {
+            fprintf(stderr, "step_bench: %s\n", err);
+            free(ids);
+            return -1;
+        }
+    }
+    free(ids);
+    *vocab = L.vocab;
+    return 2 * L.B * T;
+}
+
 /* tokens/targets/loss_mask; returns the number of token positions, or -1 */
 static int64_t fill_inputs(DpocStep *s, int64_t *vocab) {
     DpocTensorInfo ti, tt, tm, te;
+    if (dpoc_step_lookup(s, "segments", DPOC_ROLE_INPUT, &ti) == 0) return fill_packed(s, vocab);
     int32_t *tok = dpoc_step_find(s, "tokens", DPOC_ROLE_INPUT, &ti);
     int32_t *tgt = dpoc_step_find(s, "targets", DPOC_ROLE_INPUT, &tt);
     void *mask = dpoc_step_find(s, "loss_mask", DPOC_ROLE_INPUT, &tm);

@@ -51,6 +51,16 @@
  * mask, so logps, logits_sum and the gradients are those of the dense head.
  * Off when the logits are themselves an output.
  *
+ * Packed rows (train.packed_len R, runtime/batch.h): S = pairs rows of R
+ * tokens, each a pair's shared prompt once, then its chosen and its
+ * rejected response. RoPE reads the `positions` input (the token's position
+ * in its sequence; cos/sin from it in f64), attention also hides a key
+ * whose `segments` value differs from the query's unless it is 0 (the
+ * prompt), and the per-position log-probs are summed twice per row, under
+ * the chosen's and the rejected's rows of loss_mask [2B, R], so logps
+ * [2B] and everything after it are built as unpacked. The masked head
+ * computes the rows either mask needs.
+ *
  * The online reference runs the same forward over frozen `ref:` params and
  * stop_grads its log-probs. Every op is stamped with its module's YAML
  * position.
