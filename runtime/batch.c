@@ -158,8 +158,9 @@ void batch_pair_info(const RecPair *p, int64_t T, BatchPairInfo *info) {
 
 /* Whether position q of a sequence is a label (inside a span; q >= 1). */
 static int is_label(const RecSpan *sp, uint32_t nsp, int64_t q) {
+    if (q < 1) return 0;
     for (uint32_t k = 0; k < nsp; k++)
-        if (q >= 1 && q >= sp[k].start && q < sp[k].end) return 1;
+        if (q >= sp[k].start && q < sp[k].end) return 1;
     return 0;
 }
 

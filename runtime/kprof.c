@@ -28,20 +28,20 @@ static int cmp_ktime(const void *a, const void *b) {
     return x > y ? -1 : x < y;
 }
 
+static int mask_on(const DpocTensorInfo *t, const void *m, int64_t i) {
+    return t->dtype == DPOC_DT_F32 ? ((const float *)m)[i] > 0 : ((const double *)m)[i] > 0;
+}
+
 double kprof_live_share(DpocStep *s) {
     DpocTensorInfo ti, tsg;
     const void *m = dpoc_step_find(s, "loss_mask", DPOC_ROLE_INPUT, &ti);
     if (!m || ti.numel <= 0 || (ti.dtype != DPOC_DT_F32 && ti.dtype != DPOC_DT_F64)) return 1.0;
     /* a packed step's mask is [2B, R] over B rows: a row position is live
      * when either of its pair's two mask rows is */
-    int64_t n = ti.numel, half = dpoc_step_lookup(s, "segments", DPOC_ROLE_INPUT, &tsg) == 0 ? n / 2 : 0, live = 0;
-    for (int64_t i = 0; i < (half ? half : n); i++) {
-        int on = ti.dtype == DPOC_DT_F32 ? ((const float *)m)[i] > 0 : ((const double *)m)[i] > 0;
-        if (half)
-            on |= ti.dtype == DPOC_DT_F32 ? ((const float *)m)[i + half] > 0 : ((const double *)m)[i + half] > 0;
-        live += on;
-    }
-    return (double)live / (double)(half ? half : n);
+    int packed = dpoc_step_lookup(s, "segments", DPOC_ROLE_INPUT, &tsg) == 0;
+    int64_t n = packed ? ti.numel / 2 : ti.numel, live = 0;
+    for (int64_t i = 0; i < n; i++) live += mask_on(&ti, m, i) || (packed && mask_on(&ti, m, i + n));
+    return (double)live / (double)n;
 }
 
 double kprof_kernel_flops(const DpocStep *s, int k, double live) {
