@@ -28,8 +28,8 @@
  * phase of a shared machine over both instead of letting it fall on one.
  * GFLOP/s is 2.B.M.N.K / time; "ratio" is dpoc / OpenBLAS (> 1: dpoc
  * faster); "%peak" is dpoc's GFLOP/s over threads x the per-thread peak
- * (--peak-gflops, default: /proc/cpuinfo's MHz x SIMD lanes x 2 x 2 FMA
- * units). --clock cpu times with the process's CPU time / threads instead
+ * (--peak-gflops, default: /proc/cpuinfo's MHz x SIMD lanes x 2 x FMAs
+ * per cycle, runtime/cpu_peak.h). --clock cpu times with the process's CPU time / threads instead
  * of the wall clock (for a machine shared with other jobs). The two results are compared (largest |difference| over the
  * largest |value|) as a sanity check. At the end, the GEMM time of one
  * step (sum over shapes of calls x best time) for both.
@@ -48,7 +48,7 @@
 #include "passes/passes.h"
 #include "runtime/step_load.h"
 #include "runtime/threadpool.h"
-#include "cpu_clock.h"
+#include "runtime/cpu_peak.h"
 
 typedef struct Shape {
     char what[24];
@@ -292,14 +292,8 @@ out:
 }
 
 static double default_peak(void) {
-    double ghz = bench_cpu_ghz();
-    int lanes = 4;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) lanes = 16;
-    else if (__builtin_cpu_supports("avx")) lanes = 8;
-#endif
-    return ghz * lanes * 2 * 2;
+    CpuVector v = cpu_vector_detect();
+    return cpu_peak_gflops(1, cpu_nominal_ghz(), &v, NULL, 0);
 }
 
 static void usage(void) {

@@ -25,11 +25,12 @@
  * process's peak RSS (getrusage ru_maxrss).
  *
  * The peak is --peak-gflops when given, else threads x GHz x lanes x 2 x
- * FMA units: GHz from --ghz or /proc/cpuinfo's "cpu MHz" (the nominal
- * clock: turbo is not counted), lanes the f32 lanes of the widest vector
- * unit (16 with AVX-512F, 8 with AVX/AVX2, 4 otherwise) unless --lanes, 2
- * flops per FMA, --fma-units FMA pipes per core (default 2, as on Zen and
- * Skylake-class cores).
+ * FMA units (runtime/cpu_peak.h): GHz from --ghz or /proc/cpuinfo's first
+ * "cpu MHz" (the nominal clock: turbo is not counted), lanes the f32 lanes
+ * of the widest vector unit unless --lanes, 2 flops per FMA, full-width
+ * FMAs per cycle unless --fma-units (2, or 1 where the core runs its widest
+ * FMA as two halves, as Zen 4 does AVX-512); the line "peak estimate"
+ * names each factor.
  *
  * With DPOC_DEBUG=2 every train_step kernel call is also run alone, in
  * schedule order, through the same pool, best of --steps passes
@@ -51,7 +52,7 @@
 #include "runtime/step_load.h"
 #include "runtime/kprof.h"
 #include "runtime/threadpool.h"
-#include "cpu_clock.h"
+#include "runtime/cpu_peak.h"
 
 #define BENCH_GRAIN 262144.0 /* dporun's default kernel grain (runtime/train_internal.h) */
 
@@ -162,15 +163,6 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 
-static int cpu_lanes(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return 16;
-    if (__builtin_cpu_supports("avx")) return 8;
-#endif
-    return 4;
-}
-
 static void usage(void) {
     fprintf(stderr, "usage: step_bench STEP.so [--threads N] [--steps N] [--warmup N] [--grain X]\n"
                     "                  [--peak-gflops X | --ghz X --lanes N --fma-units N]\n");
@@ -178,7 +170,7 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     const char *so = NULL;
-    int threads = 1, steps = 5, warmup = 1, lanes = 0, fma_units = 2;
+    int threads = 1, steps = 5, warmup = 1, lanes = 0, fma_units = 0;
     double grain = BENCH_GRAIN, peak = 0, ghz = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -240,9 +232,13 @@ int main(int argc, char **argv) {
     qsort(times, (size_t)steps, sizeof *times, cmp_double);
     double med = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
     if (peak <= 0) {
-        if (ghz <= 0) ghz = bench_cpu_ghz();
-        if (lanes <= 0) lanes = cpu_lanes();
-        peak = threads * ghz * lanes * 2.0 * fma_units;
+        CpuVector v = cpu_vector_detect();
+        if (ghz <= 0) ghz = cpu_nominal_ghz();
+        if (lanes > 0) v.lanes = lanes;
+        if (fma_units > 0) v.fma_units = fma_units, v.why = "--fma-units";
+        char how[384];
+        peak = cpu_peak_gflops(threads, ghz, &v, how, sizeof how);
+        printf("peak estimate: %s\n", how);
     }
     double gflops = flops / med * 1e-9;
     struct rusage ru;

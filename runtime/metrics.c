@@ -3,8 +3,8 @@
  * Sums are doubles added in micro-batch and pair order, so the values are a
  * function of the step's outputs alone. Numbers are written with the
  * fewest significant digits (up to 17) that strtod maps back to the same
- * double; whole numbers below 1e15 without an exponent. The peak-FLOP estimate for MFU reads the CPU's maximum clock from
- * cpufreq (or /proc/cpuinfo) and its vector width from the feature flags.
+ * double; whole numbers below 1e15 without an exponent. (The peak FLOP/s that
+ * MFU divides by is cpu_peak.c's.)
  */
 #include "metrics.h"
 
@@ -144,53 +144,6 @@ const char *metrics_line_end(MetricsLine *l) {
 void metrics_line_free(MetricsLine *l) {
     free(l->buf);
     memset(l, 0, sizeof *l);
-}
-
-/* ---- peak FLOP/s ---------------------------------------------------------------- */
-
-static double max_clock_ghz(void) {
-    FILE *f = fopen("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq", "r");
-    if (f) {
-        double khz = 0;
-        int ok = fscanf(f, "%lf", &khz) == 1;
-        fclose(f);
-        if (ok && khz > 1e5) return khz / 1e6;
-    }
-    f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        double mhz = 0;
-        while (fgets(line, sizeof line, f))
-            if (!strncmp(line, "cpu MHz", 7)) {
-                const char *c = strchr(line, ':');
-                if (c) {
-                    double m = strtod(c + 1, NULL);
-                    if (m > mhz) mhz = m;
-                }
-            }
-        fclose(f);
-        if (mhz > 100) return mhz / 1e3;
-    }
-    return 2.5;
-}
-
-double metrics_peak_gflops(int threads, char *how, size_t howlen) {
-    int lanes = 4;
-    const char *isa = "SSE";
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        lanes = 16, isa = "AVX-512";
-    else if (__builtin_cpu_supports("avx2") || __builtin_cpu_supports("avx"))
-        lanes = 8, isa = "AVX";
-#else
-    isa = "128-bit SIMD";
-#endif
-    double ghz = max_clock_ghz(), peak = threads * ghz * lanes * 2.0 * 2.0;
-    if (how)
-        snprintf(how, howlen, "%d threads x %.2f GHz x %d f32 lanes (%s) x 2 (FMA) x 2 FMA units = %.1f GFLOP/s",
-                 threads, ghz, lanes, isa, peak);
-    return peak;
 }
 
 /* ---- progress ------------------------------------------------------------------- */

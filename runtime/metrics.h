@@ -66,10 +66,6 @@ void metrics_line_free(MetricsLine *l);
 /* Shortest decimal that strtod reads back as v ("null" for non-finite). */
 void metrics_format_double(char *out, size_t cap, double v);
 
-/* Peak f32 GFLOP/s estimate: threads x clock (GHz) x f32 lanes x 2 (FMA)
- * x FMA units per core; *how describes the numbers used. */
-double metrics_peak_gflops(int threads, char *how, size_t howlen);
-
 /* The progress line: "step 12/100 [####......] loss 0.6931 acc 0.50
  * 1234 tok/s ETA 0:12". */
 void metrics_progress(FILE *out, int tty, uint64_t step, uint64_t total, double loss, double acc, double tok_s,

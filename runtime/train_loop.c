@@ -32,6 +32,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cpu_peak.h"
 #include "kprof.h"
 #include "train_hash.h"
 #include "mesh.h"
@@ -318,8 +319,10 @@ int train_run(const TrainOptions *o, FILE *log, char *err, size_t errlen) {
     print_plan(r);
     int tty = t->tty = o->progress == 1 || (o->progress < 0 && isatty(fileno(log)));
     uint64_t log_every = o->log_every ? o->log_every : (c->total >= 20 ? c->total / 20 : 1);
-    char how[256];
-    double peak = o->peak_gflops > 0 ? o->peak_gflops : metrics_peak_gflops(tpool_threads(t->pool), how, sizeof how);
+    char how[384];
+    CpuVector vec = cpu_vector_detect();
+    double peak = o->peak_gflops > 0 ? o->peak_gflops
+                                     : cpu_peak_gflops(tpool_threads(t->pool), cpu_max_clock_ghz(), &vec, how, sizeof how);
     if (!(o->peak_gflops > 0)) fprintf(log, "dporun: peak estimate for mfu: %s\n", how);
     double epoch_now = (double)r->order.epoch + (double)r->order.pos / (double)r->order.n;
     if (o->eval_path && o->eval_first && !r->resume &&

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "runtime/batch.h"
+#include "runtime/cpu_peak.h"
 #include "runtime/metrics.h"
 #include "runtime/optim_sched.h"
 #include "runtime/threadpool.h"
@@ -318,6 +319,30 @@ static void test_metrics(void) {
     metrics_line_free(&l);
 }
 
+/* The FMA issue rate by CPU (cpu_peak.h): one full-width FMA per cycle
+ * where AMD splits it into halves (Zen 1's AVX, Zen 4's AVX-512), else two;
+ * and the peak's product, by hand: 2 x 2.6 x 16 x 2 x 1 = 166.4. */
+static void test_cpu_peak(void) {
+    const char *why = NULL;
+    CHECK(cpu_fma_units_for("AuthenticAMD", 0x19, 0x11, 16, &why) == 1 && strstr(why, "Zen 4"),
+          "Zen 4 EPYC (19h model 11h) with AVX-512: 1");
+    CHECK(cpu_fma_units_for("AuthenticAMD", 0x19, 0x61, 16, NULL) == 1, "Zen 4 desktop (19h model 61h): 1");
+    CHECK(cpu_fma_units_for("AuthenticAMD", 0x19, 0x01, 8, NULL) == 2, "Zen 3 (19h, AVX2 only): 2");
+    CHECK(cpu_fma_units_for("AuthenticAMD", 0x17, 0x01, 8, &why) == 1 && strstr(why, "Zen 1"), "Zen 1 (17h model 01h): 1");
+    CHECK(cpu_fma_units_for("AuthenticAMD", 0x17, 0x31, 8, NULL) == 2, "Zen 2 (17h model 31h): 2");
+    CHECK(cpu_fma_units_for("AuthenticAMD", 0x1A, 0x02, 16, NULL) == 2, "Zen 5 (1Ah): 2");
+    CHECK(cpu_fma_units_for("GenuineIntel", 6, 0x55, 16, NULL) == 2, "Skylake-SP: 2");
+    CHECK(cpu_fma_units_for("", 0, 0, 4, NULL) == 2, "unknown: 2");
+    CpuVector v = {16, 1, "AVX-512", "test"};
+    char how[384];
+    double p = cpu_peak_gflops(2, 2.6, &v, how, sizeof how);
+    near(p, 166.4, 1e-12, "peak of 2 threads on a 2.6 GHz Zen 4");
+    CHECK(strstr(how, "x 1 FMA/cycle (test)") != NULL, "how names the issue rate: %s", how);
+    CpuVector here = cpu_vector_detect();
+    CHECK(here.lanes >= 4 && (here.fma_units == 1 || here.fma_units == 2) && here.isa && here.why, "this CPU: %d x %d",
+          here.lanes, here.fma_units);
+}
+
 /* ---- thread pool ------------------------------------------------------------------------ */
 
 typedef struct Hits {
@@ -409,6 +434,7 @@ int main(void) {
     test_order();
     test_pack();
     test_metrics();
+    test_cpu_peak();
     test_pool();
     if (failures) {
         fprintf(stderr, "test_dporun_unit: %d failure(s)\n", failures);
