@@ -3,11 +3,15 @@
  * C[b] = op(A[b]) . op(B[b]) with C [M, N], contraction K, op = transpose
  * or not per operand (ta, tb), batch b over the leading dims (the IR makes
  * them equal: broadcasting is an explicit op before the matmul). N is cut
- * into balanced blocks (ceil(N / nc_max) blocks of equal size rounded up to
- * nr); the work of a call is a list of row strips u = (b, N block, micro-
- * panel of mr rows), micro-panel fastest, so a thread's share of the units
- * is a share of the flops to within one strip (with M blocks as units, a
- * 1024-row matmul had 11 and two threads split them 6:5). A thread that
+ * into ceil(N / nc_max) blocks of whole micro-panels (nr columns) whose
+ * panel counts differ by at most one (block i: panels [i np / nb,
+ * (i+1) np / nb) of np): 4864 columns are 2 blocks of 16 panels and 8 of
+ * 15, not 9 of 16 and a short one of 8, which left one of two threads 5%
+ * more columns. The work of a call is a list of row strips u = (b, N block,
+ * micro-panel of mr rows), micro-panel fastest, so a thread's share of the
+ * units is a share of the flops to within a strip and a panel per block
+ * (with M blocks as units, a 1024-row matmul had 11 and two threads split
+ * them 6:5). A thread that
  * takes part of a run packs that run's B block itself, so when M is short
  * (at most half the N block) and there are fewer than GEMM_MIN_RUNS runs,
  * the N block is halved, in micro-tiles, until there are or it cannot be
@@ -29,7 +33,9 @@
  *
  * A micro-tile that sticks out of C (last rows or columns) runs on a small
  * stack tile Ct instead: C's valid part is copied in (p0 > 0), the
- * micro-kernel runs with ldc = nr, and the valid part is copied back. Every
+ * micro-kernel of the fewest rows that cover the valid ones (1, 2, 4, 8
+ * below mr, else mr; cg_gemm_ukr.c) runs with ldc = nr, and the valid part
+ * is copied back. Every
  * output element therefore sees the same fma chain over k = 0..K-1 in every
  * path, whichever tile, K block or thread computes it: results are bitwise
  * independent of how the runtime splits the tiles, and K is never split
@@ -48,7 +54,7 @@
  *
  * Shared drivers: when both operands are stored (plain memory), these loops
  * are not emitted in the matmul's kernel: the kernel calls
- * dpoc_gemm_f32_<ta><tb>[_rowcopy](A, B, C, M, N, K, mc, nc, begin, end,
+ * dpoc_gemm_f32_<ta><tb>[_rowcopy](A, B, C, M, N, K, mc, nb, begin, end,
  * epi, p), emitted once per module and variant with the shape as
  * parameters (noinline), so the module holds a handful of GEMM loops
  * however many shapes the model has. An epilogue kernel passes epi, a small
@@ -145,17 +151,19 @@ void cg_gemm_dims(const CgGemmCfg *cfg, const IrGraph *g, int32_t root, CgGemmDi
     d->batch = 1;
     for (int i = 0; i < r - 2; i++) d->batch *= n->shape[i];
     balance(d->M, cfg->mc_max, cfg->mr, &d->mc, &d->mb);
-    balance(d->N, cfg->nc_max, cfg->nr, &d->nc, &d->nb);
+    int64_t np = (d->N + cfg->nr - 1) / cfg->nr, most = cfg->nc_max / cfg->nr;
+    d->nb = (np + most - 1) / most;
     /* Few (batch, N block) runs and a short M: threads splitting a run
      * along M would each pack the run's whole B block (K x nc), so the N
      * block is halved, in micro-tiles, while there are fewer than
      * GEMM_MIN_RUNS runs and an extra block's A packing (K x M) costs at
      * most half the B packing it saves. */
-    while (d->batch * d->nb < GEMM_MIN_RUNS && d->nc / cfg->nr >= 2 && 2 * d->M <= d->nc) {
-        int64_t nb = d->nb;
-        balance(d->N, (d->nc / cfg->nr + 1) / 2 * cfg->nr, cfg->nr, &d->nc, &d->nb);
-        if (d->nb <= nb) break;
+    while (d->batch * d->nb < GEMM_MIN_RUNS) {
+        int64_t widest = (np + d->nb - 1) / d->nb;
+        if (widest < 2 || 2 * d->M > widest * cfg->nr) break;
+        d->nb = (np + (widest + 1) / 2 - 1) / ((widest + 1) / 2);
     }
+    d->nc = (np + d->nb - 1) / d->nb * cfg->nr;
 }
 
 int64_t cg_gemm_work(const Cg *c, const IrGraph *g, int32_t root) {
@@ -346,8 +354,8 @@ typedef struct GemmPlan {
 } GemmPlan;
 
 /* The blocked loops over tiles [begin, end) (file comment), for the dims
- * and operands in o, mc / nc the M and N block sizes */
-static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMValueRef nc, LLVMValueRef begin,
+ * and operands in o, mc the M block size, nb the number of N blocks */
+static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMValueRef nb, LLVMValueRef begin,
                        LLVMValueRef end, const CgGemmEpilogue *epi) {
     CgKern *k = o->k;
     Cg *c = k->c;
@@ -378,12 +386,16 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     }
     LLVMBuildMemSet(b, Ct, LLVMConstInt(c->i8, 0, 0), cg_i64(c, (int64_t)mr * nr * 4), 64);
     LLVMTypeRef ukty;
-    LLVMValueRef ukr = cg_gemm_ukr(c, cfg, &ukty);
+    LLVMValueRef ukr = cg_gemm_ukr(c, cfg, mr, &ukty);
     if (!ukr) return;
+    /* the micro-kernels of fewer rows, for a partial last micro-panel */
+    LLVMValueRef ukr_rows[32] = {0};
+    for (int r = 1; r < mr && r < 32; r *= 2)
+        if (!(ukr_rows[r] = cg_gemm_ukr(c, cfg, r, &ukty))) return;
     LLVMValueRef i64z = cg_i64(c, 0);
     LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(b));
     LLVMValueRef mrv = cg_i64(c, mr);
-    LLVMValueRef mp = cg_gemm_ceil_div(c, o->M, mrv), nb = cg_gemm_ceil_div(c, o->N, nc);
+    LLVMValueRef mp = cg_gemm_ceil_div(c, o->M, mrv), np = cg_gemm_ceil_div(c, o->N, cg_i64(c, nr));
 
     /* while (t < end): one run of row strips sharing (batch, N block) */
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
@@ -405,8 +417,11 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMValueRef r0 = LLVMBuildNSWMul(b, mp0, mrv, "r0");
     LLVMValueRef r1 = cg_smin(c, o->M, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, mp0, LLVMBuildNSWSub(b, tend, t, ""), ""), mrv, ""));
     LLVMValueRef nblk = cg_gemm_ceil_div(c, LLVMBuildNSWSub(b, r1, r0, ""), mc);
-    LLVMValueRef n0 = LLVMBuildNSWMul(b, nbi, nc, "n0");
-    LLVMValueRef ncur = cg_smin(c, nc, LLVMBuildNSWSub(b, o->N, n0, ""));
+    /* N block nbi: micro-panels [nbi * np / nb, (nbi + 1) * np / nb) */
+    LLVMValueRef n0 = LLVMBuildNSWMul(b, LLVMBuildSDiv(b, LLVMBuildNSWMul(b, nbi, np, ""), nb, ""), cg_i64(c, nr), "n0");
+    LLVMValueRef nbi1 = LLVMBuildNSWAdd(b, nbi, cg_i64(c, 1), "");
+    LLVMValueRef n1 = LLVMBuildNSWMul(b, LLVMBuildSDiv(b, LLVMBuildNSWMul(b, nbi1, np, ""), nb, ""), cg_i64(c, nr), "");
+    LLVMValueRef ncur = LLVMBuildNSWSub(b, cg_smin(c, n1, o->N), n0, "ncur");
     LLVMValueRef cbase = LLVMBuildNSWMul(b, o->bat, LLVMBuildNSWMul(b, o->M, o->N, ""), "");
 
     CgFor pb, tt, jr, ir, kl;
@@ -516,7 +531,23 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     copy_tile(k, Ct, cg_i64(c, nr), cp, o->N, mrc, nrc, 0);
     cg_if_end(c, join);
     LLVMValueRef eargs[8] = {ap, rs, cs, bpan, kk, Ct, cg_i64(c, nr), accum};
-    LLVMBuildCall2(b, ukty, ukr, eargs, 8, "");
+    {   /* the micro-kernel of the fewest rows, a power of two below mr, that
+         * covers mrc (else mr): rows past that are not computed */
+        LLVMBasicBlockRef bdone = LLVMAppendBasicBlockInContext(c->ctx, fn, "edgedone");
+        LLVMBasicBlockRef bmr = LLVMAppendBasicBlockInContext(c->ctx, fn, "edgemr");
+        LLVMValueRef sw = LLVMBuildSwitch(b, mrc, bmr, (unsigned)(mr - 1));
+        for (int r = 1; r < mr && r < 32; r *= 2) {
+            LLVMBasicBlockRef br = LLVMAppendBasicBlockInContext(c->ctx, fn, "edgerows");
+            for (int q = r / 2 + 1; q <= r; q++) LLVMAddCase(sw, cg_i64(c, q), br);
+            LLVMPositionBuilderAtEnd(b, br);
+            LLVMBuildCall2(b, ukty, ukr_rows[r], eargs, 8, "");
+            LLVMBuildBr(b, bdone);
+        }
+        LLVMPositionBuilderAtEnd(b, bmr);
+        LLVMBuildCall2(b, ukty, ukr, eargs, 8, "");
+        LLVMBuildBr(b, bdone);
+        LLVMPositionBuilderAtEnd(b, bdone);
+    }
     copy_tile(k, cp, o->N, Ct, cg_i64(c, nr), mrc, nrc, 1);
     LLVMBuildBr(b, bnext);
     LLVMPositionBuilderAtEnd(b, bnext);
@@ -565,7 +596,7 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
 static int a_needs_copy(int64_t K) { return K % 1024 == 0 || K > 2048; }
 
 /* The shared driver of one (ta, tb, A rows copied) variant, emitted once per
- * module: void drv(ptr A, ptr B, ptr C, i64 M, i64 N, i64 K, i64 mc, i64 nc,
+ * module: void drv(ptr A, ptr B, ptr C, i64 M, i64 N, i64 K, i64 mc, i64 nb,
  * i64 begin, i64 end), both operands stored. noinline: every matmul kernel
  * with stored operands calls it, so the module holds one copy of the loops
  * per variant rather than one per shape. */
@@ -641,7 +672,7 @@ void cg_emit_gemm(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef end, c
         LLVMValueRef drv = shared_driver(c, &cfg, d.ta, d.tb, pl.a_copy, o.mask_dim, &fty);
         LLVMValueRef efn = epi && epi->fn ? epilogue_function(k, epi, o.N) : LLVMConstNull(c->ptr);
         if (!efn) return;
-        LLVMValueRef args[13] = {o.aptr, o.bptr, o.cptr, o.M, o.N, o.K, cg_i64(c, d.mc), cg_i64(c, d.nc), begin, end,
+        LLVMValueRef args[13] = {o.aptr, o.bptr, o.cptr, o.M, o.N, o.K, cg_i64(c, d.mc), cg_i64(c, d.nb), begin, end,
                                  efn, k->args, o.mask_dim >= 0 ? cg_node_ptr(k, root->in[2]) : NULL};
         LLVMBuildCall2(c->b, fty, drv, args, o.mask_dim >= 0 ? 13 : 12, "");
         return;
@@ -651,5 +682,5 @@ void cg_emit_gemm(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef end, c
     pl.kcmax = d.K < cfg.kc ? d.K : cfg.kc;
     pl.ncmax = d.nc;
     pl.mcmax = d.mc;
-    emit_loops(&o, &pl, cg_i64(c, d.mc), cg_i64(c, d.nc), begin, end, epi);
+    emit_loops(&o, &pl, cg_i64(c, d.mc), cg_i64(c, d.nb), begin, end, epi);
 }

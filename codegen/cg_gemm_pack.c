@@ -18,7 +18,7 @@
  * paths that matter for speed get direct vector loads: B not transposed
  * and stored, whose panel rows are contiguous in memory (two vector loads
  * and stores per row); B transposed and stored (the forward x.W^T of every
- * linear layer) on 8-lane targets, read as 8 x 8 blocks (8 k of 8
+ * linear layer) on 8- and 16-lane targets, read as 8 x 8 blocks (8 k of 8
  * columns, contiguous along k) and transposed with shuffles; A^T stored
  * (see cg_gemm_pack_a). B is packed once per K block and N block and reused
  * by all the M blocks of a run of tiles, so it costs O(K N) against
@@ -154,7 +154,8 @@ void cg_gemm_pack_b(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMV
     LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)vw);
     int stored = o->bptr != NULL;
     int direct = !o->tb && stored;
-    int tdirect = o->tb && stored && vw == 8 && !o->kidx; /* 8 consecutive k */
+    int tdirect = o->tb && stored && vw >= 8 && nr % 8 == 0 && !o->kidx; /* 8 consecutive k */
+    LLVMTypeRef vt8 = LLVMVectorType(c->f32, 8);
     LLVMValueRef npan = cg_gemm_ceil_div(c, ncur, cg_i64(c, nr));
     LLVMValueRef nfull = direct || tdirect ? LLVMBuildSDiv(b, ncur, cg_i64(c, nr), "") : cg_i64(c, 0);
     CgFor jp, kk;
@@ -177,7 +178,8 @@ void cg_gemm_pack_b(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMV
     }
     if (tdirect) {
         /* B^T stored [N, K]: for full panels, 8 k at a time, load 8 k of each
-         * of the panel's columns (contiguous) and transpose 8 x 8 blocks;
+         * of the panel's columns (contiguous) and transpose 8 x 8 blocks
+         * (<8 x float> whatever the target's width: nr / 8 blocks per k);
          * the k past the last multiple of 8 go element by element */
         LLVMValueRef kc8 = LLVMBuildSDiv(b, kc, cg_i64(c, 8), "");
         cg_for_begin(c, &jp, cg_i64(c, 0), nfull, "bt");
@@ -190,7 +192,7 @@ void cg_gemm_pack_b(const CgGemmOps *o, LLVMValueRef dst, LLVMValueRef p0, LLVMV
             LLVMValueRef r[8], out[8];
             for (int j = 0; j < 8; j++) {
                 LLVMValueRef n = LLVMBuildNSWAdd(b, col, cg_i64(c, h * 8 + j), "");
-                r[j] = cg_load(k, vt, cg_gep(c, c->f32, src0, b_flat(o, kg, n)), 0);
+                r[j] = cg_load(k, vt8, cg_gep(c, c->f32, src0, b_flat(o, kg, n)), 0);
             }
             transpose8(c, r, out);
             for (int q = 0; q < 8; q++) {

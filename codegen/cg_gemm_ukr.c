@@ -5,6 +5,11 @@
  *
  *   void ukr(ptr a, i64 rs_a, i64 cs_a, ptr b, i64 kc, ptr c, i64 ldc, i32 acc)
  *
+ * and one per smaller row count r < mr (1, 2, 4, 8) for partial last
+ * micro-panels (the same loop over r rows: a partial panel of M = 128 on
+ * AVX-512's 14-row tile has 2 rows, and computing 14 would waste most of
+ * it; powers of two keep the module at a few micro-kernels).
+ *
  * The tile lives in 2 x mr vectors <vw x float> (the accumulators are phi
  * values of the k loop, so the register allocator keeps them in vector
  * registers: 12 of the 16 ymm on AVX2, with 2 for the B row and 1 for the
@@ -40,16 +45,16 @@ static void add_noalias(Cg *c, LLVMValueRef fn, unsigned idx) {
     LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(c->ctx, kind, 0));
 }
 
-LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, LLVMTypeRef *fty) {
+LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, int rows, LLVMTypeRef *fty) {
     LLVMTypeRef params[8] = {c->ptr, c->i64, c->i64, c->ptr, c->i64, c->ptr, c->i64, c->i32};
     *fty = LLVMFunctionType(c->voidt, params, 8, 0);
     char name[64];
-    snprintf(name, sizeof name, "dpoc_gemm_ukr_f32_%dx%d", cfg->mr, cfg->nr);
+    snprintf(name, sizeof name, "dpoc_gemm_ukr_f32_%dx%d", rows, cfg->nr);
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
     if (fn) return fn;
     enum { MAXR = 16, MAXV = 2 };
-    int mr = cfg->mr, nv = cfg->nr / cfg->vw;
-    if (mr > MAXR || nv > MAXV) {
+    int mr = rows, nv = cfg->nr / cfg->vw;
+    if (mr < 1 || mr > cfg->mr || mr > MAXR || nv > MAXV) {
         cg_fail(c, "internal error: gemm micro-tile %dx%d too large", cfg->mr, cfg->nr);
         return NULL;
     }
@@ -78,7 +83,8 @@ LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, LLVMTypeRef *fty) {
     for (int i = 0; i < mr; i++) {
         crow[i] = cg_gep(c, c->f32, C, LLVMBuildNSWMul(b, ldc, cg_i64(c, i), ""));
         arow[i] = cg_gep(c, c->f32, A, LLVMBuildNSWMul(b, rs, cg_i64(c, i), ""));
-        /* the next micro-tile down (rows mr + i): the driver's next call.
+        /* the next micro-tile down (rows mr + i): the driver's next call
+         * (for an edge tile of r < mr rows: rows r + i, harmless).
          * Plain (not inbounds) GEPs: past the last tile the address may lie
          * outside C, which a prefetch may name but an inbounds GEP may not */
         LLVMValueRef off = LLVMBuildNSWMul(b, ldc, cg_i64(c, mr + i), "");

@@ -23,7 +23,10 @@
  *    tiles), which runs on any host;
  *  - the tile shape follows the target: an AVX-512 build (compiled, not
  *    run) contains the 14 x 32 micro-kernel, the host AVX2 build the 6 x 16
- *    one (when the host has AVX2 and FMA).
+ *    one (when the host has AVX2 and FMA);
+ *  - stored operands go through one shared driver per variant, and every
+ *    loop nest has the full micro-kernel and those of 1, 2, 4 rows (the
+ *    partial last micro-panels, whose M mod mr the cases cover).
  */
 #include <float.h>
 
@@ -278,7 +281,7 @@ static void check_shared(void) {
         if (cases[i].K % 1024 == 0 || cases[i].K > 2048) rowcopy++;
         else plain++;
     }
-    if (compile(&g, NULL, NULL, ll, NULL, 0) == 0) {
+    if (compile(&g, "x86-64", "+sse2", ll, NULL, 0) == 0) {
         CHECK_MSG(file_count(ll, "define internal void @dpoc_gemm_f32_nt(") == 1, "one definition of the nt driver");
         CHECK_MSG(file_count(ll, "define internal void @dpoc_gemm_f32_nt_rowcopy(") == 1, "one nt_rowcopy driver");
         int calls = file_count(ll, "call void @dpoc_gemm_f32_nt(");
@@ -286,9 +289,20 @@ static void check_shared(void) {
         CHECK_MSG(calls == plain, "%d calls of the nt driver, expected %d", calls, plain);
         CHECK_MSG(rcalls == rowcopy, "%d calls of the nt_rowcopy driver, expected %d", rcalls, rowcopy);
         /* the two constant-operand kernels pack through cg_eval: their own
-         * calls of the micro-kernel, besides the drivers' two each */
+         * loops, besides the two drivers'. Each of the four loop nests calls
+         * the 6 x 8 micro-kernel twice (full tile, edge tile of 5 or 6 rows)
+         * and the 1-, 2- and 4-row ones once (a partial last micro-panel of
+         * 1, 2, 3-4 rows), and each micro-kernel is defined once */
         int ukr = file_count(ll, "call void @dpoc_gemm_ukr_f32_");
-        CHECK_MSG(ukr == 2 * 2 + 2 * 2, "%d micro-kernel call sites, expected 8", ukr);
+        CHECK_MSG(ukr == 4 * (2 + 3), "%d micro-kernel call sites, expected 20", ukr);
+        CHECK_MSG(file_count(ll, "call void @dpoc_gemm_ukr_f32_6x8(") == 8, "8 calls of the 6-row micro-kernel");
+        static const int rows[4] = {1, 2, 4, 6};
+        for (int i = 0; i < 4; i++) {
+            int r = rows[i];
+            char name[80];
+            snprintf(name, sizeof name, "define internal void @dpoc_gemm_ukr_f32_%dx8(", r);
+            CHECK_MSG(file_count(ll, name) == 1, "one definition of the %d-row micro-kernel", r);
+        }
     }
     unlink(ll);
     ir_free(&g);
