@@ -3,12 +3,16 @@
  * The header fields, then one pass over every pair (so every record's
  * checksum is verified on the way): token and label counts per side,
  * min/mean/max of prompt and sequence lengths, how many sequences sit
- * exactly at max_length (truncated, or exactly that long), and a histogram
- * of sequence lengths (chosen and rejected together) in power-of-two
- * buckets [2^b, 2^(b+1)).
+ * exactly at max_length (truncated, or exactly that long), the length of
+ * the row a pair takes in a packed step (train.packed_len: both sequences
+ * with their shared prefix once, runtime/batch.c's batch_pair_info, with
+ * max_length as the step's seq_len), and a histogram of sequence lengths
+ * (chosen and rejected together) in power-of-two buckets [2^b, 2^(b+1)).
  */
+#include <stdint.h>
 #include <string.h>
 
+#include "batch.h"
 #include "data.h"
 
 #define NBUCKETS 33
@@ -43,12 +47,15 @@ static int bucket_of(uint32_t len) {
 
 int data_stats(FILE *out, RecReader *r, const char *name, char *err, size_t errlen) {
     const RecHeader *h = rec_header(r);
-    Range prompt = {0}, side[2] = {{0}, {0}};
+    Range prompt = {0}, side[2] = {{0}, {0}}, packed = {0};
     uint64_t labels[2] = {0, 0}, at_max = 0, hist[NBUCKETS] = {0};
     for (uint64_t i = 0; i < h->npairs; i++) {
         RecPair p;
         if (rec_get(r, i, &p, err, errlen)) return -1;
         range_add(&prompt, p.prompt_len);
+        BatchPairInfo info;
+        batch_pair_info(&p, h->max_length ? (int64_t)h->max_length : INT64_MAX, &info);
+        range_add(&packed, info.packed);
         for (int k = 0; k < 2; k++) {
             range_add(&side[k], p.len[k]);
             for (uint32_t j = 0; j < p.nspans[k]; j++) labels[k] += p.spans[k][j].end - p.spans[k][j].start;
@@ -78,6 +85,10 @@ int data_stats(FILE *out, RecReader *r, const char *name, char *err, size_t errl
     range_print(out, "chosen length", &side[0]);
     range_print(out, "rejected length", &side[1]);
     if (h->max_length) fprintf(out, "%-17s%llu sequences\n", "at max length", (unsigned long long)at_max);
+    if (packed.n)
+        fprintf(out, "%-17smin %llu, mean %.1f, max %llu (train.packed_len; %.0f%% of the two sequences' tokens)\n",
+                "packed length", (unsigned long long)packed.min, (double)packed.sum / (double)packed.n,
+                (unsigned long long)packed.max, 100.0 * (double)packed.sum / (double)(side[0].sum + side[1].sum));
     int lo = NBUCKETS, hi = -1;
     uint64_t top = 0;
     for (int b = 0; b < NBUCKETS; b++)
