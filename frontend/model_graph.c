@@ -442,12 +442,13 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
     int64_t sst[2] = {b.S, b.T}, ss[1] = {2 * cfg->pairs}, smask[2] = {2 * cfg->pairs, b.T};
     SrcLoc top = {cfg->path, 1, 1};
     loc(&b, top);
-    int32_t tokens = ir_input(g, "tokens", DT_I32, 2, sst);
-    int32_t targets = ir_input(g, "targets", DT_I32, 2, sst);
+    int row_kind = b.packed ? IR_INPUT_PAIRS : IR_INPUT_SEQS;
+    int32_t tokens = ir_input_rows(g, "tokens", DT_I32, 2, sst, row_kind);
+    int32_t targets = ir_input_rows(g, "targets", DT_I32, 2, sst, row_kind);
     int32_t mask = ir_input(g, "loss_mask", dt, 2, smask);
     if (b.packed) {
-        b.pos = ir_input(g, "positions", DT_I32, 2, sst);
-        b.seg = ir_input(g, "segments", DT_I32, 2, sst);
+        b.pos = ir_input_rows(g, "positions", DT_I32, 2, sst, row_kind);
+        b.seg = ir_input_rows(g, "segments", DT_I32, 2, sst, row_kind);
     }
 
     int32_t logits, rows;

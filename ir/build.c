@@ -42,7 +42,11 @@ int32_t ir_param(IrGraph *g, const char *name, IrDType t, int ndim, const int64_
 }
 
 int32_t ir_input(IrGraph *g, const char *name, IrDType t, int ndim, const int64_t *shape) {
-    return add_named_leaf(g, OP_INPUT, name, t, ndim, shape, 0);
+    return add_named_leaf(g, OP_INPUT, name, t, ndim, shape, IR_INPUT_SEQS);
+}
+
+int32_t ir_input_rows(IrGraph *g, const char *name, IrDType t, int ndim, const int64_t *shape, int rows) {
+    return add_named_leaf(g, OP_INPUT, name, t, ndim, shape, rows);
 }
 
 int32_t ir_const(IrGraph *g, double v, IrDType t, int ndim, const int64_t *shape) {

@@ -80,6 +80,8 @@ static int infer_rule(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         return 0;
     case OP_INPUT:
         if (n->name < 0) return fail(err, errlen, "an input needs a name");
+        if (n->attr[0] != IR_INPUT_SEQS && n->attr[0] != IR_INPUT_PAIRS)
+            return fail(err, errlen, "input rows %lld are neither seqs nor pairs", (long long)n->attr[0]);
         return check_declared(n, err, errlen);
     case OP_CONST:
         return check_declared(n, err, errlen);

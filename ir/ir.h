@@ -60,6 +60,13 @@ int ir_dtype_is_float(IrDType t);
 /* param roles (attr[0] of OP_PARAM) */
 enum { IR_PARAM_TRAINABLE = 0, IR_PARAM_FROZEN = 1 };
 
+/* what dim 0 of an input counts (attr[0] of OP_INPUT), for the shard pass:
+ * sequences, 2B of them (the chosen of every pair, then the rejected), or
+ * pairs (B rows, a packed step's): data parallelism gives each rank its
+ * pairs, so a sequence input splits in two halves' blocks, a pair input in
+ * one */
+enum { IR_INPUT_SEQS = 0, IR_INPUT_PAIRS = 1 };
+
 /* value flags (IrNode.flags) */
 enum {
     IR_F_NOGRAD = 1u << 0, /* never differentiated (e.g. the reference model) */
@@ -166,6 +173,8 @@ int ir_infer(const IrGraph *g, IrNode *n, char *err, size_t errlen);
 /* ---- typed builders ------------------------------------------------------ */
 int32_t ir_param(IrGraph *g, const char *name, IrDType t, int ndim, const int64_t *shape, int role);
 int32_t ir_input(IrGraph *g, const char *name, IrDType t, int ndim, const int64_t *shape);
+/* an input whose dim 0 counts `rows` (IR_INPUT_SEQS / IR_INPUT_PAIRS) */
+int32_t ir_input_rows(IrGraph *g, const char *name, IrDType t, int ndim, const int64_t *shape, int rows);
 int32_t ir_const(IrGraph *g, double v, IrDType t, int ndim, const int64_t *shape);
 int32_t ir_const_like(IrGraph *g, double v, int32_t like);
 int32_t ir_iota(IrGraph *g, int axis, IrDType t, int ndim, const int64_t *shape);

@@ -345,6 +345,15 @@ static int parse_attr_value(Parser *P, Line *L, int slot, const char *name) {
     IrNode *n = &L->n;
     char fb[16];
     skip_ws(P);
+    if (n->op == OP_INPUT) {
+        char w[16] = "";
+        const char *at = P->p;
+        scan_ident(P, w, sizeof w);
+        if (strcmp(w, "seqs") == 0) n->attr[0] = IR_INPUT_SEQS;
+        else if (strcmp(w, "pairs") == 0) n->attr[0] = IR_INPUT_PAIRS;
+        else return perr(P, at, "expected 'seqs' or 'pairs' for rows");
+        return 0;
+    }
     if (n->op == OP_PARAM) {
         char w[16] = "";
         const char *at = P->p;
@@ -396,7 +405,7 @@ static int parse_attrs(Parser *P, Line *L) {
     char fb[16];
     skip_ws(P);
     if (*P->p != '{') {
-        if (na == 0) return 0;
+        if (na == 0 || L->n.op == OP_INPUT) return 0; /* an input's rows default to seqs */
         char list[64] = "";
         for (int a = 0; a < na; a++) {
             strcat(list, a ? ", " : "");

@@ -30,6 +30,7 @@
 int ir_text_attrs(IrOp op, const char *names[IR_MAX_ATTR]) {
     switch (op) {
     case OP_PARAM: names[0] = "role"; return 1;
+    case OP_INPUT: names[0] = "rows"; return 1;
     case OP_IOTA: case OP_CONCAT: case OP_REDUCE_SUM: case OP_REDUCE_MAX:
         names[0] = "axis"; return 1;
     case OP_SLICE: names[0] = "axis"; names[1] = "start"; names[2] = "stop"; return 3;
@@ -105,9 +106,12 @@ static void print_type(FILE *f, const IrNode *n) {
 static void print_attrs(FILE *f, const IrNode *n) {
     const char *names[IR_MAX_ATTR];
     int na = ir_text_attrs((IrOp)n->op, names);
-    if (na == 0) return;
+    if (na == 0 || (n->op == OP_INPUT && n->attr[0] == IR_INPUT_SEQS)) return; /* rows=seqs is the default */
     fputs(" {", f);
-    if (n->op == OP_PARAM) {
+    if (n->op == OP_INPUT) {
+        if (n->attr[0] == IR_INPUT_PAIRS) fputs("rows=pairs", f);
+        else fprintf(f, "rows=?%lld", (long long)n->attr[0]);
+    } else if (n->op == OP_PARAM) {
         const char *r = n->attr[0] == IR_PARAM_TRAINABLE ? "trainable" : n->attr[0] == IR_PARAM_FROZEN ? "frozen" : NULL;
         if (r) fprintf(f, "role=%s", r);
         else fprintf(f, "role=?%lld", (long long)n->attr[0]);

@@ -10,8 +10,9 @@
  * partial sum. Seeds: parameters by their role in the model (q/k/v, gate/up
  * and their biases split on dim 0 — column parallel; o/down on dim 1 — row
  * parallel; embedding and LM head on the vocabulary, dim 0; the rest
- * replicated), inputs on dim 0 over dp (k = 2, but k = 1 for a packed
- * step's per-pair rows: all inputs but loss_mask and ref_logps). Rules, per op (docs/passes.md):
+ * replicated), inputs on dim 0 over dp (k = 2, but k = 1 for an input
+ * whose rows are pairs, {rows=pairs}: a packed step's tokens, targets,
+ * positions and segments). Rules, per op (docs/passes.md):
  *  - elementwise ops take the union of their operands' shardings; a
  *    replicated operand that is cheap to rebuild (constant, iota, broadcast,
  *    elementwise of those, scatter/unpick) is re-emitted as its local block;
@@ -50,7 +51,6 @@ typedef struct St {
     Sh *sh;
     int32_t *mat;
     int32_t cur;
-    int packed; /* the graph has an input `segments`: rows are pairs (train.packed_len) */
 } St;
 
 static const char *axis_name(int a) { return a == IR_MESH_DP ? "dp" : "tp"; }
@@ -839,8 +839,8 @@ static int seed(St *s, int32_t id) {
     }
     if (n->op == OP_INPUT && s->D[IR_MESH_DP] > 1 && n->ndim >= 1) {
         /* sequences [chosen pairs; rejected pairs]: each dp rank holds its
-         * pairs of both halves; a packed step's rows are pairs, one block */
-        int k = s->packed && strcmp(name, "loss_mask") && strcmp(name, "ref_logps") ? 1 : 2;
+         * pairs of both halves; rows of pairs (a packed step's): one block */
+        int k = n->attr[0] == IR_INPUT_PAIRS ? 1 : 2;
         if (n->shape[0] % (k * s->D[IR_MESH_DP]) != 0)
             return sfail(s, "input '%s' dim 0 has size %lld, not %spairs x dp=%d", name, (long long)n->shape[0],
                          k == 2 ? "2 x " : "", s->D[IR_MESH_DP]);
@@ -856,7 +856,6 @@ int pass_shard(IrGraph *g, PassCtx *c) {
     St s;
     memset(&s, 0, sizeof s);
     s.old = g;
-    s.packed = ir_find_named(g, OP_INPUT, "segments") >= 0;
     s.c = c;
     int any = 0;
     for (int a = 0; a < IR_MESH_AXES; a++) {

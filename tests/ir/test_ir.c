@@ -300,6 +300,7 @@ static void build_specials(IrGraph *g) {
     int32_t w = ir_param(g, "we\"ird\\na\nme\t\x01\xc3\xa9", DT_F32, 1, SH(1, 2), IR_PARAM_TRAINABLE);
     ir_set_loc(g, "C:\\models\\x.yaml", 3, 4);
     ir_input(g, "#not a comment", DT_I32, 6, SH(6, 1, 2, 1, 2, 1, 2));
+    ir_input_rows(g, "pair rows", DT_I32, 2, SH(2, 3, 4), IR_INPUT_PAIRS);
     ir_set_loc(g, "a:b#c.yaml", 5, 6);
     ir_unary(g, OP_EXP, w);
     ir_set_loc(g, "", 7, 8);
@@ -340,7 +341,8 @@ static void group_roundtrip(void) {
     check(t && strstr(t, "= const -nan") && strstr(t, "= const inf") && strstr(t, "= const 0.1\n") &&
               strstr(t, "= const -0\n") && strstr(t, "# \"my dir/model file.yaml\":1:2\n") &&
               strstr(t, "param \"we\\\"ird\\\\na\\nme\\t\\x01\\xc3\\xa9\" {role=trainable}") &&
-              strstr(t, "# a:b#c.yaml:5:6\n") && strstr(t, "# \"\":7:8\n") && strstr(t, "= const -3\n"),
+              strstr(t, "# a:b#c.yaml:5:6\n") && strstr(t, "# \"\":7:8\n") && strstr(t, "= const -3\n") &&
+              strstr(t, "= input \"pair rows\" {rows=pairs}") && strstr(t, "= input \"#not a comment\"   #"),
           "specials: unexpected spelling:\n%s", t ? t : "(null)");
     free(t);
     ir_free(&g);
@@ -472,6 +474,10 @@ static const BadCase bad_cases[] = {
     {"%0: f32[2] = param \"w\" {role=5}\n", 0, "t.ir:1:30: expected 'trainable' or 'frozen' for role"},
     {"%0: f32[2] = param \"w\" {role=}\n", 0, "t.ir:1:30: expected 'trainable' or 'frozen' for role"},
     {"%0: f32[2] = param \"w\"\n", 0, "t.ir:1:23: param needs attributes {role}"},
+    {"%0: i32[2] = input \"x\" {rows=batch}\n", 0, "t.ir:1:30: expected 'seqs' or 'pairs' for rows"},
+    {"%0: i32[2] = input \"x\" {role=frozen}\n", 0, "t.ir:1:25: unknown attribute 'role' for input"},
+    {"%0: i32[2] = input \"x\" {rows=pairs}\n%1: i32[2] = input \"x\"\n", 0,
+     "t.ir:2:1: input \"x\" is already declared by %0 with another type or attribute"},
     {"%0: f32[2] = param \"w\" {role=frozen}\n%1: f32[3] = param \"w\" {role=frozen}\n", 0,
      "t.ir:2:1: param \"w\" is already declared by %0 with another type or attribute"},
     {"%0: i32[2] = input \"x\"\n%1: i32[2] = exp %0\n", 0, "t.ir:2:14: exp: expected a float operand, got i32"},
@@ -597,6 +603,7 @@ static void corrupt_case(const IrGraph *base, int which, char *want, size_t want
     case 28: N[3].attr[0] = 2; snprintf(want, wantlen, "%%3 (matmul): ta and tb must be 0 or 1"); break;
     case 29: N[7].loc.file = 100000; snprintf(want, wantlen, "%%7 (exp): location file id 100000 is not a string of the pool"); break;
     case 30: O[2].role = 7; snprintf(want, wantlen, "output \"w\": unknown role 7"); break;
+    case 31: N[0].attr[0] = 2; snprintf(want, wantlen, "%%0 (input): input rows 2 are neither seqs nor pairs"); break;
     default: want[0] = '\0'; break;
     }
 }
@@ -614,7 +621,7 @@ static void group_verify(void) {
         corrupt_case(&base, which, want, sizeof want, &g);
         if (!want[0]) {
             ir_free(&g);
-            check(which >= 30, "ran only %d corruptions", which);
+            check(which >= 31, "ran only %d corruptions", which);
             break;
         }
         err[0] = '\0';
