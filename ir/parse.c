@@ -341,28 +341,28 @@ static int parse_operands(Parser *P, Line *L) {
     return 0;
 }
 
+_Static_assert(IR_INPUT_SEQS == 0 && IR_INPUT_PAIRS == 1 && IR_PARAM_TRAINABLE == 0 && IR_PARAM_FROZEN == 1,
+               "scan_keyword2 stores the first keyword as 0, the second as 1");
+
+/* one of two keywords, stored as 0 or 1 in *out */
+static int scan_keyword2(Parser *P, const char *k0, const char *k1, const char *attr, int64_t *out) {
+    char w[16] = "";
+    const char *at = P->p;
+    scan_ident(P, w, sizeof w);
+    if (strcmp(w, k0) == 0 || strcmp(w, k1) == 0) {
+        *out = strcmp(w, k1) == 0;
+        return 0;
+    }
+    return perr(P, at, "expected '%s' or '%s' for %s", k0, k1, attr);
+}
+
 static int parse_attr_value(Parser *P, Line *L, int slot, const char *name) {
     IrNode *n = &L->n;
     char fb[16];
     skip_ws(P);
-    if (n->op == OP_INPUT) {
-        char w[16] = "";
-        const char *at = P->p;
-        scan_ident(P, w, sizeof w);
-        if (strcmp(w, "seqs") == 0) n->attr[0] = IR_INPUT_SEQS;
-        else if (strcmp(w, "pairs") == 0) n->attr[0] = IR_INPUT_PAIRS;
-        else return perr(P, at, "expected 'seqs' or 'pairs' for rows");
-        return 0;
-    }
-    if (n->op == OP_PARAM) {
-        char w[16] = "";
-        const char *at = P->p;
-        scan_ident(P, w, sizeof w);
-        if (strcmp(w, "trainable") == 0) n->attr[0] = IR_PARAM_TRAINABLE;
-        else if (strcmp(w, "frozen") == 0) n->attr[0] = IR_PARAM_FROZEN;
-        else return perr(P, at, "expected 'trainable' or 'frozen' for role");
-        return 0;
-    }
+    /* IR_INPUT_SEQS / IR_INPUT_PAIRS and IR_PARAM_TRAINABLE / IR_PARAM_FROZEN are 0 / 1 */
+    if (n->op == OP_INPUT) return scan_keyword2(P, "seqs", "pairs", "rows", &n->attr[0]);
+    if (n->op == OP_PARAM) return scan_keyword2(P, "trainable", "frozen", "role", &n->attr[0]);
     if (n->op == OP_PERMUTE) {
         if (*P->p != '[') return perr(P, P->p, "expected '[' to start perm, found %s", found(P, fb, sizeof fb));
         P->p++;
