@@ -27,7 +27,7 @@
 
 #include "frontend/frontend.h"
 #include "ir_interp.h"
-#include "tpass.h"
+#include "tmodel.h"
 
 enum { SAMPLES_PER_PARAM = 1 };
 
@@ -180,17 +180,8 @@ static double check_build(const char *path, const ModelCfg *cfg, const BuildOpti
 
 static void check_model(const char *path) {
     ModelCfg cfg;
-    char err[1024];
-    if (model_cfg_load(path, &cfg, err, sizeof err) != 0) {
-        CHECK_MSG(0, "%s", err);
-        model_cfg_free(&cfg);
-        return;
-    }
-    BuildOptions whole = {.dtype = DT_F64, .dense_head = 1};
-    BuildOptions pieces = {.dtype = DT_F64,
-                           .vocab_chunk = cfg.vocab_size / 3 + 1,
-                           .attn_block = cfg.seq_len / 3 + 1,
-                           .remat_activations = 1};
+    if (t_model_load(path, &cfg)) return;
+    BuildOptions whole = t_build_whole(), pieces = t_build_pieces(&cfg, cfg.seq_len);
     double l0 = check_build(path, &cfg, &whole, "whole");
     double l1 = check_build(path, &cfg, &pieces, "pieces");
     CHECK_MSG(fabs(l0 - l1) <= 1e-12 * fmax(1, fabs(l0)), "%s: loss %.17g whole, %.17g in pieces", path, l0, l1);

@@ -28,7 +28,7 @@
 #include "frontend/frontend.h"
 #include "ir_interp.h"
 #include "runtime/batch.h"
-#include "tpass.h"
+#include "tmodel.h"
 
 enum { B = 4, T = 16, R = 24 };
 
@@ -173,12 +173,7 @@ static double compare(const Run *a, const Run *b, const char *name, int64_t n, d
 
 static void check_model(const char *path) {
     ModelCfg cfg;
-    char err[1024];
-    if (model_cfg_load(path, &cfg, err, sizeof err) != 0) {
-        CHECK_MSG(0, "%s", err);
-        model_cfg_free(&cfg);
-        return;
-    }
+    if (t_model_load(path, &cfg)) return;
     cfg.pairs = B;
     cfg.seq_len = T;
     Pairs q;
@@ -187,9 +182,7 @@ static void check_model(const char *path) {
     fill(&flat, &q, 0, cfg.vocab_size);
     fill(&packed, &q, 1, cfg.vocab_size);
 
-    BuildOptions whole = {.dtype = DT_F64, .dense_head = 1};
-    BuildOptions pieces = {.dtype = DT_F64, .vocab_chunk = cfg.vocab_size / 3 + 1, .attn_block = R / 3 + 1,
-                           .remat_activations = 1};
+    BuildOptions whole = t_build_whole(), pieces = t_build_pieces(&cfg, R);
     Run ref = {0};
     cfg.packed_len = 0;
     if (run_build(&ref, &cfg, &whole, &flat)) goto out;
