@@ -202,6 +202,14 @@ void cg_sig_free(CgSig *s);
  * or -1. */
 int cg_emit_kernel(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, const uint8_t *member, int out_region,
                    int64_t out_offset, const char *name, const char *entry);
+/* a stack slot of type t, allocated in the kernel's entry block */
+LLVMValueRef cg_entry_alloca(CgKern *k, LLVMTypeRef t);
+
+/* ---- attention kernels (cg_attention.c): the part [begin, end) of the
+ * work of the attention (query rows) or attention_grad (batch entries) at
+ * k's root ---- */
+void cg_emit_attention(CgKern *k, LLVMValueRef begin, LLVMValueRef end);
+void cg_emit_attention_grad(CgKern *k, LLVMValueRef begin, LLVMValueRef end);
 
 /* ---- entry points, optimizer, manifest, emission ---- */
 LLVMValueRef cg_emit_entry(Cg *c, const CodegenEntry *e);

@@ -36,6 +36,9 @@
  *  - scatter_add_rows: work = destination rows. The range's rows start at
  *    zero; one pass over the ids adds every source row i whose id falls in
  *    the range to its row, so each row adds its sources in increasing i.
+ *  - attention and attention_grad: cg_attention.c (work = query rows, and
+ *    whole batch entries for the gradient, whose dk and dv rows every query
+ *    row of the entry adds to).
  *
  * So no result depends on how the runtime splits the range. cg_emit_kernel
  * handles one call: it builds the kernel's signature (which also checks
@@ -43,8 +46,8 @@
  * promise LLVM), emits a function only when no earlier call had the same
  * key (or always, with dedup off), and records the call with its argument
  * places, work, flops and bytes (matmul 2*M*N*K*batch, elementwise one per
- * element, reductions one per input element; bytes = stored inputs +
- * output) for the manifest.
+ * element, reductions one per input element, attention 4*batch*M*T*D and
+ * its gradient 8*batch*M*T*D; bytes = stored inputs + output) for the manifest.
  */
 #include "cg.h"
 #include "cg_gemm.h"
@@ -53,7 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static LLVMValueRef entry_alloca(CgKern *k, LLVMTypeRef t) {
+LLVMValueRef cg_entry_alloca(CgKern *k, LLVMTypeRef t) {
     LLVMBasicBlockRef here = LLVMGetInsertBlock(k->c->b);
     LLVMPositionBuilderAtEnd(k->c->b, k->entry);
     LLVMValueRef a = LLVMBuildAlloca(k->c->b, t, "acc");
@@ -140,8 +143,8 @@ static void emit_reduce(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
          * did not widen, and cost compile time.) */
         enum { RED_LANES = 8 };
         int64_t R8 = R >= 2 * RED_LANES ? R / RED_LANES * RED_LANES : 0;
-        LLVMValueRef slot = entry_alloca(k, ty);
-        LLVMValueRef lanes = R8 ? entry_alloca(k, LLVMArrayType2(ty, RED_LANES)) : NULL;
+        LLVMValueRef slot = cg_entry_alloca(k, ty);
+        LLVMValueRef lanes = R8 ? cg_entry_alloca(k, LLVMArrayType2(ty, RED_LANES)) : NULL;
         cg_for_begin(c, &l, begin, end, "p");
         LLVMValueRef base = LLVMBuildNSWMul(c->b, l.iv, cg_i64(c, R), "");
         if (R8) {
@@ -253,7 +256,7 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         if (kjoin) cg_if_end(c, kjoin);
         cg_for_end(c, &kk);
     } else {
-        LLVMValueRef slot = entry_alloca(k, ty);
+        LLVMValueRef slot = cg_entry_alloca(k, ty);
         cg_for_begin(c, &j, cg_i64(c, 0), Nc, "n");
         LLVMBuildStore(b, cg_const(c, t, 0.0), slot);
         cg_for_begin(c, &kk, cg_i64(c, 0), Kc, "k");
@@ -389,6 +392,8 @@ static int emit_body(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, 
     } else switch ((IrOp)n->op) {
     case OP_REDUCE_SUM: case OP_REDUCE_MAX: emit_reduce(&k, begin, end); break;
     case OP_SCATTER_ADD_ROWS: emit_scatter(&k, begin, end); break;
+    case OP_ATTENTION: cg_emit_attention(&k, begin, end); break;
+    case OP_ATTENTION_GRAD: cg_emit_attention_grad(&k, begin, end); break;
     default: emit_map(&k, begin, end); break;
     }
     LLVMBuildRetVoid(c->b);
@@ -418,6 +423,14 @@ static void kernel_cost(const IrGraph *g, int32_t root, int64_t inline_flops, in
         *work = n->shape[0];
         *flops = ir_numel(x);
         break;
+    case OP_ATTENTION: case OP_ATTENTION_GRAD: { /* the dense count, an upper bound (masked keys are skipped) */
+        int r = x->ndim;
+        int64_t M = x->shape[r - 2], D = x->shape[r - 1], T = ir_node(g, n->in[1])->shape[r - 2];
+        int64_t batch = ir_numel(x) / (M * D);
+        *work = n->op == OP_ATTENTION ? batch * M : batch; /* query rows; whole batch entries */
+        *flops = (n->op == OP_ATTENTION ? 4 : 8) * batch * M * T * D;
+        break;
+    }
     default:
         *work = ir_numel(n);
         *flops = inline_flops;

@@ -97,6 +97,7 @@ typedef struct Gb {
     int packed;         /* train.packed_len: S = pairs rows of T = packed_len tokens, each the shared
                            prompt then the chosen and the rejected response; pos and seg are read */
     int32_t pos, seg;   /* packed: the inputs `positions` and `segments` [S, T] (i32) */
+    int attn_fused;     /* attention as one `attention` op per layer (BuildOptions.attn_fused) */
 } Gb;
 
 /* The module builders of model_graph.c, stamped with the current location:

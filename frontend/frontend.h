@@ -180,6 +180,9 @@ typedef struct BuildOptions {
     int dense_head;      /* compute the head's logits for every row; by default (0) the head's
                             matmuls are matmul_masked on loss_mask, so rows outside the loss (the
                             prompt) cost no head work in the forward or the backward */
+    int attn_fused;      /* each layer's attention one `attention` op (ir/ops.def) whose backward
+                            (`attention_grad`) reads its output and log-sum-exp: no score tensor is
+                            ever stored (attn_block and attn_keep do not apply) */
 } BuildOptions;
 
 /* The chunk sizes `dpoc compile` picks when not told (docs/passes.md

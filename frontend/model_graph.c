@@ -220,6 +220,22 @@ static int32_t attention_blocked(Gb *b, const ModuleCfg *m, int32_t q, int32_t k
     return attention_out(b, m, o, base);
 }
 
+/* Attention as one op (BuildOptions.attn_fused): q scaled by d^-0.5 and
+ * grouped under its kv head as in attention_blocked, the `segments` input
+ * (packed) or zeros (every key in one segment) for the op's own hiding rule,
+ * which is the packed rule above; the op's last column (the log-sum-exp,
+ * read by its backward) is sliced off. */
+static int32_t attention_fused(Gb *b, const ModuleCfg *m, int32_t q, int32_t k, int32_t v, const char *base) {
+    IrGraph *g = b->g;
+    int64_t kv = m->kv_heads, d = m->head_dim, S = b->S, T = b->T;
+    int64_t sq[4] = {S, kv, (m->heads / kv) * T, d}, sh[4] = {S, m->heads, T, d}, ss[2] = {S, T};
+    q = ir_reshape(g, ir_mul(g, q, cnst(b, 1.0 / sqrt((double)d), q)), 4, sq);
+    int32_t seg = b->packed ? b->seg : ir_const(g, 0.0, DT_I32, 2, ss);
+    int32_t o = ir_attention(g, q, k, v, seg, m->heads / kv, m->causal);
+    o = ir_reshape(g, ir_slice(g, o, 3, 0, d), 4, sh);
+    return attention_out(b, m, o, base);
+}
+
 static int32_t attention(Gb *b, const ModuleCfg *m, int32_t x, const char *base) {
     int64_t H = b->H, nh = m->heads, kv = m->kv_heads, d = m->head_dim;
     char name[160];
@@ -238,7 +254,7 @@ static int32_t attention(Gb *b, const ModuleCfg *m, int32_t x, const char *base)
     q = rope(b, q, d, cos_t, sin_t);
     k = rope(b, k, d, cos_t, sin_t);
 
-    return attention_blocked(b, m, q, k, v, base);
+    return b->attn_fused ? attention_fused(b, m, q, k, v, base) : attention_blocked(b, m, q, k, v, base);
 }
 
 static int32_t mlp(Gb *b, const ModuleCfg *m, int32_t x, const char *base) {
@@ -423,7 +439,8 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
     int64_t S = model_rows(cfg), T = model_row_len(cfg);
     Gb b = {cfg, g, dt, S, T, S * T, cfg->hidden_size, cfg->vocab_size, "", IR_PARAM_TRAINABLE,
             opt ? opt->vocab_chunk : 0, opt ? opt->attn_block : 0, opt ? opt->remat_activations : 0,
-            !(opt && opt->dense_head), opt ? opt->attn_keep : 0, cfg->packed_len > 0, -1, -1};
+            !(opt && opt->dense_head), opt ? opt->attn_keep : 0, cfg->packed_len > 0, -1, -1,
+            opt ? opt->attn_fused : 0};
     if (kind == BUILD_LOGPS && opt && opt->expose_logits) {
         if (b.packed) {
             snprintf(err, errlen, "%s: the logits are not an output of a packed step (train.packed_len); drop "

@@ -184,6 +184,16 @@ int32_t ir_gather_rows(IrGraph *g, int32_t table, int32_t ids) { return add2a(g,
 int32_t ir_scatter_add_rows(IrGraph *g, int32_t grad, int32_t ids, int64_t rows) {
     return add2a(g, OP_SCATTER_ADD_ROWS, grad, ids, rows, 0);
 }
+int32_t ir_attention(IrGraph *g, int32_t q, int32_t k, int32_t v, int32_t seg, int64_t groups, int causal) {
+    return ir_add_op(g, OP_ATTENTION, 4, (int32_t[]){q, k, v, seg}, 2, (int64_t[]){groups, causal});
+}
+int32_t ir_attention_grad(IrGraph *g, int32_t out, int32_t grad) {
+    if (!valid(g, out) || !valid(g, grad)) return -1;
+    const IrNode a = g->nodes[out];
+    if (a.op != OP_ATTENTION) return ir_set_error(g, "attention_grad needs an attention's result, got %s", ir_op_info[a.op].name);
+    return ir_add_op(g, OP_ATTENTION_GRAD, 6, (int32_t[]){a.in[0], a.in[1], a.in[2], a.in[3], out, grad}, 2,
+                     (int64_t[]){a.attr[0], a.attr[1]});
+}
 int32_t ir_pick(IrGraph *g, int32_t x, int32_t idx) { return add2a(g, OP_PICK, x, idx, 0, 0); }
 int32_t ir_unpick(IrGraph *g, int32_t grad, int32_t idx, int64_t n) { return add2a(g, OP_UNPICK, grad, idx, n, 0); }
 

@@ -72,6 +72,91 @@ static int check_id(double v, int64_t bound, const char *what, char *err, size_t
     return 0;
 }
 
+/* attention's geometry (ops.def): per batch entry, M query rows in groups
+ * of Tq against T keys of width D; visible() says whether query row r may
+ * see key j */
+typedef struct Attn {
+    int64_t batch, per_b0, M, T, D, Tq;
+    int causal;
+    const double *seg; /* [B0, T] */
+} Attn;
+
+static Attn attn_geometry(const IrGraph *g, const IrNode *n) {
+    const IrNode *q = ir_node(g, n->in[0]), *k = ir_node(g, n->in[1]);
+    int r = q->ndim;
+    Attn a = {.M = q->shape[r - 2], .D = q->shape[r - 1], .T = k->shape[r - 2], .causal = (int)n->attr[1]};
+    a.batch = ir_numel(q) / (a.M * a.D);
+    a.per_b0 = a.batch / q->shape[0];
+    a.Tq = a.M / n->attr[0];
+    return a;
+}
+
+static int attn_visible(const Attn *a, int64_t bi, int64_t r, int64_t j) {
+    int64_t p = a->T - a->Tq + r % a->Tq;
+    const double *s = a->seg + (bi / a->per_b0) * a->T;
+    return (!a->causal || j <= p) && (s[j] == 0 || s[j] == s[p]);
+}
+
+static double dot(const double *x, const double *y, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += x[i] * y[i];
+    return s;
+}
+
+/* out [.., M, D + 1]: per row, two passes over the visible keys (max, then
+ * the weights and the weighted sum of v), the log-sum-exp last */
+static void interp_attention(const IrGraph *g, const IrNode *n, double *const *vals, double *out) {
+    Attn a = attn_geometry(g, n);
+    a.seg = vals[n->in[3]];
+    const double *Q = vals[n->in[0]], *K = vals[n->in[1]], *V = vals[n->in[2]];
+    for (int64_t bi = 0; bi < a.batch; bi++)
+        for (int64_t r = 0; r < a.M; r++) {
+            const double *q = Q + (bi * a.M + r) * a.D;
+            double *o = out + (bi * a.M + r) * (a.D + 1), mx = -INFINITY, l = 0;
+            for (int64_t j = 0; j < a.T; j++)
+                if (attn_visible(&a, bi, r, j)) mx = fmax(mx, dot(q, K + (bi * a.T + j) * a.D, a.D));
+            for (int64_t d = 0; d < a.D; d++) o[d] = 0;
+            for (int64_t j = 0; j < a.T; j++) {
+                if (!attn_visible(&a, bi, r, j)) continue;
+                double w = exp(dot(q, K + (bi * a.T + j) * a.D, a.D) - mx);
+                l += w;
+                for (int64_t d = 0; d < a.D; d++) o[d] += w * V[(bi * a.T + j) * a.D + d];
+            }
+            for (int64_t d = 0; d < a.D && l > 0; d++) o[d] /= l;
+            o[a.D] = l > 0 ? mx + log(l) : -INFINITY;
+        }
+}
+
+/* out [.., M + 2T, D]: dq rows, then dk, then dv. With P = exp(s - lse),
+ * dP = g.v, Dr = g.o and ds = P (dP - Dr + g_lse): dq = ds k, dk = ds^T q,
+ * dv = P^T g. */
+static void interp_attention_grad(const IrGraph *g, const IrNode *n, double *const *vals, double *out) {
+    Attn a = attn_geometry(g, n);
+    a.seg = vals[n->in[3]];
+    const double *Q = vals[n->in[0]], *K = vals[n->in[1]], *V = vals[n->in[2]], *O = vals[n->in[4]], *G = vals[n->in[5]];
+    int64_t rows = a.M + 2 * a.T;
+    memset(out, 0, sizeof *out * (size_t)(a.batch * rows * a.D));
+    for (int64_t bi = 0; bi < a.batch; bi++) {
+        double *dq = out + bi * rows * a.D, *dk = dq + a.M * a.D, *dv = dk + a.T * a.D;
+        for (int64_t r = 0; r < a.M; r++) {
+            const double *q = Q + (bi * a.M + r) * a.D, *o = O + (bi * a.M + r) * (a.D + 1);
+            const double *gr = G + (bi * a.M + r) * (a.D + 1);
+            double Dr = dot(gr, o, a.D);
+            for (int64_t j = 0; j < a.T; j++) {
+                if (!attn_visible(&a, bi, r, j)) continue;
+                const double *kj = K + (bi * a.T + j) * a.D, *vj = V + (bi * a.T + j) * a.D;
+                double P = exp(dot(q, kj, a.D) - o[a.D]);
+                double ds = P * (dot(gr, vj, a.D) - Dr + gr[a.D]);
+                for (int64_t d = 0; d < a.D; d++) {
+                    dq[r * a.D + d] += ds * kj[d];
+                    dk[j * a.D + d] += ds * q[d];
+                    dv[j * a.D + d] += P * gr[d];
+                }
+            }
+        }
+    }
+}
+
 /* computes node id into out (numel doubles); vals holds every lower id */
 static int eval_node(const IrGraph *g, int32_t id, double *const *vals, double *const *leaf, double *out,
                      char *err, size_t errlen) {
@@ -237,6 +322,12 @@ static int eval_node(const IrGraph *g, int32_t id, double *const *vals, double *
         }
         return 0;
     }
+    case OP_ATTENTION:
+        interp_attention(g, n, vals, out);
+        return 0;
+    case OP_ATTENTION_GRAD:
+        interp_attention_grad(g, n, vals, out);
+        return 0;
     case OP_ALL_REDUCE: case OP_ALL_GATHER: case OP_AXIS_INDEX: /* need a mesh: tests/shard/sim_mesh.c */
     case OP_COUNT:
         break;

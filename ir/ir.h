@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum { IR_MAX_DIMS = 6, IR_MAX_IN = 3, IR_MAX_ATTR = 6 };
+enum { IR_MAX_DIMS = 6, IR_MAX_IN = 6, IR_MAX_ATTR = 6 };
 #define IR_MAX_ELEMS (1LL << 48) /* per tensor; keeps every size computation in int64 */
 
 typedef enum IrOp {
@@ -197,6 +197,13 @@ int32_t ir_matmul_masked(IrGraph *g, int32_t a, int32_t b, int ta, int tb, int32
 /* matmul or matmul_masked */
 static inline int ir_op_is_matmul(int op) { return op == OP_MATMUL || op == OP_MATMUL_MASKED; }
 int32_t ir_gather_rows(IrGraph *g, int32_t table, int32_t ids);
+/* softmax(q.k^T) v over the keys each query row may see, with the row's
+ * log-sum-exp as an extra last column (ops.def: attention); groups query
+ * rows per kv row block, causal 0/1 */
+int32_t ir_attention(IrGraph *g, int32_t q, int32_t k, int32_t v, int32_t seg, int64_t groups, int causal);
+/* the gradients of q, k, v stacked along dim -2, from the attention's result
+ * `out` and its gradient `grad` (ops.def: attention_grad) */
+int32_t ir_attention_grad(IrGraph *g, int32_t out, int32_t grad);
 int32_t ir_scatter_add_rows(IrGraph *g, int32_t grad, int32_t ids, int64_t rows);
 int32_t ir_pick(IrGraph *g, int32_t x, int32_t idx);
 int32_t ir_unpick(IrGraph *g, int32_t grad, int32_t idx, int64_t n);

@@ -40,6 +40,7 @@ int ir_text_attrs(IrOp op, const char *names[IR_MAX_ATTR]) {
     case OP_MATMUL_MASKED: names[0] = "ta"; names[1] = "tb"; names[2] = "dim"; return 3;
     case OP_SCATTER_ADD_ROWS: names[0] = "rows"; return 1;
     case OP_UNPICK: names[0] = "n"; return 1;
+    case OP_ATTENTION: case OP_ATTENTION_GRAD: names[0] = "groups"; names[1] = "causal"; return 2;
     case OP_ALL_REDUCE: case OP_AXIS_INDEX: names[0] = "axis"; return 1;
     case OP_ALL_GATHER: names[0] = "axis"; names[1] = "dim"; names[2] = "ranks"; return 3;
     default: return 0;

@@ -335,6 +335,16 @@ static int rule_apply(Ad *a, int32_t id, int32_t dy) {
     }
     case OP_UNPICK:
         return grad_acc(a, x, ir_pick(g, dy, Y));
+    case OP_ATTENTION: { /* one backward op for q, k and v (it reads the result), sliced apart; seg has none */
+        int r = v.ndim;
+        int64_t M = v.shape[r - 2], T = ir_node(g, v.in[1])->shape[r - 2];
+        int32_t all = ir_attention_grad(g, ID, dy);
+        if (in_rg(a, v.in[0]) && grad_acc(a, v.in[0], ir_slice(g, all, r - 2, 0, M)) < 0) return -1;
+        if (in_rg(a, v.in[1]) && grad_acc(a, v.in[1], ir_slice(g, all, r - 2, M, M + T)) < 0) return -1;
+        if (in_rg(a, v.in[2]) && grad_acc(a, v.in[2], ir_slice(g, all, r - 2, M + T, M + 2 * T)) < 0) return -1;
+        return all < 0 ? -1 : 0;
+    }
+    case OP_ATTENTION_GRAD: /* no second derivative */
     case OP_ALL_REDUCE: case OP_ALL_GATHER: case OP_AXIS_INDEX: /* the shard pass runs after autodiff */
     case OP_COUNT:
         break;

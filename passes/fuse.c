@@ -207,6 +207,8 @@ static const char *verdict(Fuse *f, int32_t y, int32_t x, int64_t amp, int dup, 
     if (ir_op_info[rop].flags & OPF_COLLECTIVE) return "a collective is a barrier: it reads stored values";
     if (info->flags & OPF_COLLECTIVE) return "a collective is a barrier: its result is stored";
     if (ir_op_is_matmul(ir_node(g, y)->op)) return "matmul reads its operands from memory (no prologue fusion)";
+    if ((ir_node(g, y)->op == OP_ATTENTION || ir_node(g, y)->op == OP_ATTENTION_GRAD) && op != OP_CONST)
+        return "attention reads its operands from memory (each element is read once per key or query)";
     if (op == OP_MATMUL_MASKED) return "a masked matmul zeroes its dead rows after the last K block: no epilogue";
     if (op == OP_MATMUL) return epilogue_verdict(f, y, x, amp);
     if (!ir_op_inlinable(op)) {

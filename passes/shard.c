@@ -22,6 +22,8 @@
  *    partial value; linear ops carry partial sums, anything else first
  *    materialises them with an all_reduce over the axis;
  *  - a max over a split dim: local max, all_gather of the maxima, max;
+ *  - attention and its gradient keep every operand's rows and columns whole
+ *    and follow the batch dims (dp: sequences, tp: kv heads);
  *  - gather_rows, pick, scatter_add_rows and unpick over a split vocabulary
  *    work on the rank's rows with a mask (id in this rank's range) and leave
  *    a partial sum, so the full logits are never gathered.
@@ -600,6 +602,32 @@ static int32_t rule_matmul(St *s, const IrNode *n, Sh *out) {
     return put(s, &p, out);
 }
 
+/* attention, attention_grad: the batch dims of q, k, v (and out, g) united,
+ * every operand's rows and columns whole (each query sees every key of its
+ * sequence), segments split as q's first dim; the result is split as the
+ * batch dims, with no partial sums (a softmax is not linear) */
+static int32_t rule_attention(St *s, const IrNode *n, const Sh *want, Sh *out) {
+    int r = n->ndim, nin = ir_op_info[n->op].nin;
+    if (want) return sfail(s, "no rule to split an attention result differently");
+    Sh w;
+    sh_none(&w);
+    for (int i = 0; i < nin; i++)
+        if (i != 3 && unite(s, &w, &s->sh[n->in[i]], r - 2)) return -1;
+    if (check_axes(s, &w, r)) return -1;
+    Sh wseg, h;
+    sh_none(&wseg);
+    wseg.ax[0] = w.ax[0];
+    wseg.k[0] = w.k[0];
+    IrNode p;
+    ir_node_proto(&p, (IrOp)n->op);
+    for (int i = 0; i < nin; i++)
+        if ((p.in[i] = conform(s, n->in[i], i == 3 ? &wseg : &w, &h, 0)) < 0) return -1;
+    p.attr[0] = n->attr[0];
+    p.attr[1] = n->attr[1];
+    *out = w;
+    return put(s, &p, out);
+}
+
 /* the leading dims of x (rank nd+1) and of ids (rank nd) united and conformed */
 static int lead_pair(St *s, int32_t xo, int32_t io, int nd, int32_t *x, Sh *hx, int32_t *ids, Sh *hi, const Sh *want_last) {
     Sh u = s->sh[io];
@@ -790,6 +818,9 @@ static int32_t emit(St *s, int32_t old, const Sh *want, Sh *out) {
         break;
     case OP_GATHER_ROWS: case OP_SCATTER_ADD_ROWS: case OP_PICK: case OP_UNPICK:
         id = rule_index(s, n, want, out);
+        break;
+    case OP_ATTENTION: case OP_ATTENTION_GRAD:
+        id = rule_attention(s, n, want, out);
         break;
     case OP_ALL_REDUCE: case OP_ALL_GATHER:
         id = sfail(s, "the graph is already sharded");

@@ -358,6 +358,11 @@ static int64_t mark_needed(const IrGraph *g, const int32_t *nodes, int nargs, un
             L += ir_node(g, n->in[0])->shape[n->attr[0]];
         } else if (n->op == OP_SCATTER_ADD_ROWS) {
             L += ir_numel(ir_node(g, n->in[1]));
+        } else if (n->op == OP_ATTENTION || n->op == OP_ATTENTION_GRAD) {
+            /* a score and the backward's dP and D_r are dots over D; an output row sums T keys, a dk/dv row
+             * M query rows */
+            const IrNode *q = ir_node(g, n->in[0]), *kk = ir_node(g, n->in[1]);
+            L += 2 * q->shape[q->ndim - 1] + kk->shape[kk->ndim - 2] + q->shape[q->ndim - 2];
         }
         for (int i = 0; i < ir_op_info[n->op].nin; i++) {
             int32_t v = n->in[i];

@@ -40,11 +40,12 @@ typedef struct CompileArgs {
     int64_t vocab_chunk, attn_block;
     int no_remat; /* --no-remat: keep the norm and SiLU activations for the backward */
     int dense_head; /* --dense-head: head logits for every row, not only the loss-masked ones */
+    int attn_fused; /* --attn-fused: each layer's attention one op with its own backward */
     const char *attn_keep_s; /* --attn-keep 0|1 (default: auto) */
     int64_t attn_keep;
 } CompileArgs;
 
-enum { NGRAPHS = 4, NSHARED = 11 };
+enum { NGRAPHS = 4, NSHARED = 12 };
 static const char *const graph_names[NGRAPHS] = {"train_step", "logps", "prefill", "decode"};
 
 /* a whole number in [lo, 1<<24] (lo is 0 or 1; 0 means off); 0 or -1 after a message */
@@ -74,6 +75,7 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"no-remat", 0, OPT_FLAG, NULL, &a->no_remat, 0, "keep rmsnorm and SiLU activations instead of recomputing them in the backward"},
         {"attn-block", 0, OPT_STRING, &a->attn_block_s, NULL, 0, "attention in blocks of N query rows, each against the keys it may see (0: whole; default: auto)"},
         {"dense-head", 0, OPT_FLAG, NULL, &a->dense_head, 0, "compute the head for every position, not only where loss_mask is 1"},
+        {"attn-fused", 0, OPT_FLAG, NULL, &a->attn_fused, 0, "each layer's attention one op whose backward reads its output: no scores stored (plain-loop kernels: slower than the default for now)"},
         {"attn-keep", 0, OPT_STRING, &a->attn_keep_s, NULL, 0, "1: keep the attention blocks' scores for the backward; 0: recompute them there (default: auto, kept when they total <= 64 MiB)"},
         {"output", 'o', OPT_STRING, &a->out, NULL, 0, "write the step.so here"},
         {"emit-llvm", 0, OPT_STRING, &a->emit_llvm, NULL, 0, "write the LLVM IR (before optimisation) to FILE"},
@@ -158,7 +160,7 @@ static int build_one(const ModelCfg *cfg, int which, const CompileArgs *a, PassC
     char err[1024];
     BuildOptions bo = {.dtype = DT_F32, .expose_logits = a->expose_logits, .vocab_chunk = a->vocab_chunk,
                        .attn_block = a->attn_block, .remat_activations = !a->no_remat, .dense_head = a->dense_head,
-                       .attn_keep = (int)a->attn_keep};
+                       .attn_keep = (int)a->attn_keep, .attn_fused = a->attn_fused};
     GenBuildOptions go = {prefix, which == 3 ? 1 : a->prefill_chunk, a->max_context, DT_F32};
     ir_init(g);
     if ((which < 2 ? model_build_graph(cfg, kind, &bo, g, err, sizeof err)
@@ -274,6 +276,12 @@ static int compile_or_print(int argc, char **argv, int compile) {
         return 2;
     }
     if (!a.attn_block_s) a.attn_block = auto_ab;
+    if (a.attn_fused && (a.attn_block_s || a.attn_keep_s)) {
+        fprintf(stderr, "dpoc %s: --%s: attention as one op (--attn-fused) has no blocks or kept scores to choose\n",
+                cmd, a.attn_block_s ? "attn-block" : "attn-keep");
+        model_cfg_free(&cfg);
+        return 2;
+    }
     int64_t rank_pairs = cfg.pairs;
     cfg.pairs *= a.mesh_dp; /* the global micro-batch; the shard pass cuts out one rank's */
     for (; built < ng; built++)

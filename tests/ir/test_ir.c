@@ -262,6 +262,12 @@ static void build_all_ops(IrGraph *g, int covered[OP_COUNT]) {
             case OP_SCATTER_ADD_ROWS: r = ir_scatter_add_rows(g, a, ids, 5); break;
             case OP_PICK: r = ir_pick(g, a, ids); break;
             case OP_UNPICK: r = ir_unpick(g, v, ids, 4); break;
+            case OP_ATTENTION: case OP_ATTENTION_GRAD: { /* sq as q, k and v: [2, 3, 3], segments [2, 3] */
+                legal = t != DT_I32;
+                r = ir_attention(g, sq, sq, sq, ir_input(g, "seg", DT_I32, 2, SH(2, 2, 3)), 1, 1);
+                if (op == OP_ATTENTION_GRAD && r >= 0) r = ir_attention_grad(g, r, ir_const(g, 0.5, t, 3, SH(3, 2, 3, 4)));
+                break;
+            }
             case OP_ALL_REDUCE:
                 legal = t != DT_I32;
                 r = ir_all_reduce(g, a, IR_MESH_TP);

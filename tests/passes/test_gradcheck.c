@@ -454,6 +454,91 @@ static void composite_cases(void) {
     case_end(&c);
 }
 
+/* attention: the op's rows (output and log-sum-exp column) against the same
+ * attention composed of plain ops (matmul, a visibility mask worked out here
+ * from the rule in ops.def, softmax, matmul), then its gradient rule (one
+ * attention_grad sliced three ways) against central differences. Case 0:
+ * causal, 2 query groups per kv row block, segments [prompt, response 1,
+ * response 2]; case 1: not causal, the queries the last 2 of 5 positions. */
+typedef struct AttnCase {
+    int64_t S, H, G, Tq, T, D;
+    int causal;
+    double seg[2][5];
+} AttnCase;
+
+static int attn_case_visible(const AttnCase *a, int64_t s, int64_t r, int64_t j) {
+    int64_t p = a->T - a->Tq + r % a->Tq;
+    double sj = a->seg[s][j], sp = a->seg[s][p];
+    return (!a->causal || j <= p) && (sj == 0 || sj == sp);
+}
+
+static void attention_cases(void) {
+    static const AttnCase cases[2] = {
+        {2, 2, 2, 4, 4, 3, 1, {{0, 0, 1, 2}, {0, 1, 1, 2}}},
+        {2, 1, 2, 2, 5, 4, 0, {{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}},
+    };
+    for (int ci = 0; ci < 2; ci++) {
+        const AttnCase *a = &cases[ci];
+        int64_t M = a->G * a->Tq;
+        int64_t sq[4] = {a->S, a->H, M, a->D}, sk[4] = {a->S, a->H, a->T, a->D}, ss[2] = {a->S, a->T};
+        double segv[10];
+        for (int64_t s = 0; s < a->S; s++)
+            for (int64_t j = 0; j < a->T; j++) segv[s * a->T + j] = a->seg[s][j];
+        Case c;
+        case_begin(&c, 900 + (uint64_t)ci);
+        IrGraph *g = &c.g;
+        int32_t q = param(&c, "q", 4, sq, -1.5, 1.5), k = param(&c, "k", 4, sk, -1.5, 1.5);
+        int32_t v = param(&c, "v", 4, sk, -1, 1);
+        int32_t seg = input(&c, "seg", DT_I32, 2, ss, segv);
+        int32_t att = ir_attention(g, q, k, v, seg, a->G, a->causal);
+
+        /* the forward against plain ops: hidden scores to -inf, softmax, x v */
+        int64_t sm[4] = {a->S, a->H, M, a->T};
+        double *vis = malloc(sizeof *vis * (size_t)(a->S * a->H * M * a->T));
+        for (int64_t s = 0; s < a->S; s++)
+            for (int64_t h = 0; h < a->H; h++)
+                for (int64_t r = 0; r < M; r++)
+                    for (int64_t j = 0; j < a->T; j++)
+                        vis[((s * a->H + h) * M + r) * a->T + j] = attn_case_visible(a, s, r, j) ? 0 : 1;
+        int32_t hidden = input(&c, "hidden", DT_I32, 4, sm, vis);
+        free(vis);
+        int32_t sc = ir_matmul(g, q, k, 0, 1);
+        sc = ir_select(g, hidden, ir_const_like(g, -INFINITY, sc), sc);
+        int32_t mx = ir_reduce(g, OP_REDUCE_MAX, sc, 3);
+        int32_t ex = ir_unary(g, OP_EXP, ir_sub(g, sc, ir_broadcast(g, mx, 4, sm)));
+        int32_t z = ir_reduce(g, OP_REDUCE_SUM, ex, 3);
+        int32_t o = ir_matmul(g, ir_div(g, ex, ir_broadcast(g, z, 4, sm)), v, 0, 0);
+        int32_t lse = ir_add(g, mx, ir_unary(g, OP_LOG, z));
+        CHECK_MSG(att >= 0 && lse >= 0 && !g->err[0], "attention case %d: %s", ci, g->err);
+        ir_add_output(g, "att", att, IR_OUT_VALUE);
+        ir_add_output(g, "ref_o", o, IR_OUT_VALUE);
+        ir_add_output(g, "ref_lse", lse, IR_OUT_VALUE);
+        char err[256];
+        double **leaf = leaf_array(&c, g);
+        double **vals = ir_interp_run(g, leaf, 0, err, sizeof err);
+        free(leaf);
+        CHECK_MSG(vals, "attention case %d: interp: %s", ci, err);
+        if (vals) {
+            const double *A = ir_interp_output(g, vals, "att"), *O = ir_interp_output(g, vals, "ref_o");
+            const double *L = ir_interp_output(g, vals, "ref_lse");
+            int64_t rows = a->S * a->H * M;
+            for (int64_t r = 0; r < rows; r++) {
+                for (int64_t d = 0; d < a->D; d++)
+                    CHECK_MSG(fabs(A[r * (a->D + 1) + d] - O[r * a->D + d]) <= 1e-13,
+                              "attention case %d row %lld col %lld: %.17g vs plain ops %.17g", ci, (long long)r,
+                              (long long)d, A[r * (a->D + 1) + d], O[r * a->D + d]);
+                CHECK_MSG(fabs(A[r * (a->D + 1) + a->D] - L[r]) <= 1e-13, "attention case %d row %lld lse: %.17g vs %.17g",
+                          ci, (long long)r, A[r * (a->D + 1) + a->D], L[r]);
+            }
+            ir_interp_free(g, vals);
+        }
+        char label[48];
+        snprintf(label, sizeof label, "attention %s G=%lld", a->causal ? "causal" : "full", (long long)a->G);
+        gradcheck(&c, att, label);
+        case_end(&c);
+    }
+}
+
 int main(void) {
     unary_cases();
     binary_cases();
@@ -463,6 +548,7 @@ int main(void) {
     matmul_cases();
     index_cases();
     composite_cases();
+    attention_cases();
     printf("%d cases, %d gradient elements checked\n", ncases, nelems);
     CHECK(ncases >= 40);
     return check_done("test_gradcheck");

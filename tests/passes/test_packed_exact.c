@@ -13,9 +13,12 @@
  * reference's log-probs and every parameter's gradient must agree to 1e-11
  * relative (f64 sums grouped differently; the unpacked graph's gradients
  * are themselves checked against central differences by
- * test_model_gradcheck). The packed graph is built twice: whole, and with
+ * test_model_gradcheck). The packed graph is built three times: whole; with
  * the head in vocabulary chunks, attention in blocks of query rows, the
- * activations recomputed and the head masked to the loss rows.
+ * activations recomputed and the head masked to the loss rows; and so but
+ * with each layer's attention one `attention` op (BuildOptions.attn_fused,
+ * its hiding rule reading `segments`). The unpacked graph with the
+ * attention op is checked against the same reference too.
  *
  * The pairs cover the layout's cases: a prompt shared and responses of
  * different lengths; sequences that differ from their first token (nothing
@@ -182,15 +185,19 @@ static void check_model(const char *path) {
     fill(&flat, &q, 0, cfg.vocab_size);
     fill(&packed, &q, 1, cfg.vocab_size);
 
-    BuildOptions whole = t_build_whole(), pieces = t_build_pieces(&cfg, R);
+    BuildOptions whole = t_build_whole(), pieces = t_build_pieces(&cfg, R), fused = pieces;
+    fused.attn_fused = 1;
     Run ref = {0};
     cfg.packed_len = 0;
     if (run_build(&ref, &cfg, &whole, &flat)) goto out;
-    for (int v = 0; v < 2; v++) {
-        const char *label = v ? "pieces" : "whole";
+    /* packed: whole, in pieces, in pieces with the attention op; unpacked with the attention op */
+    static const char *const labels[4] = {"whole", "pieces", "fused", "fused unpacked"};
+    const BuildOptions *opts[4] = {&whole, &pieces, &fused, &fused};
+    for (int v = 0; v < 4; v++) {
+        const char *label = labels[v];
         Run pk = {0};
-        cfg.packed_len = R;
-        if (run_build(&pk, &cfg, v ? &pieces : &whole, &packed)) {
+        cfg.packed_len = v < 3 ? R : 0;
+        if (run_build(&pk, &cfg, opts[v], v < 3 ? &packed : &flat)) {
             run_free(&pk);
             continue;
         }
@@ -206,7 +213,7 @@ static void check_model(const char *path) {
             ngrads++;
         }
         CHECK_MSG(ngrads > 0, "%s: no gradients", path);
-        printf("  %-32s %-7s loss %.9f, %d gradients, max rel diff %.2e\n", path, label,
+        printf("  %-32s %-14s loss %.9f, %d gradients, max rel diff %.2e\n", path, label,
                ir_interp_output(&pk.g, pk.vals, "loss")[0], ngrads, worst);
         run_free(&pk);
     }
