@@ -108,6 +108,8 @@ LLVMValueRef cg_smax(Cg *c, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef cg_region_ptr(Cg *c, LLVMValueRef regions, int region, int64_t offset);
 LLVMValueRef cg_gep(Cg *c, LLVMTypeRef elt, LLVMValueRef base, LLVMValueRef idx);
 void cg_fmf(LLVMValueRef inst); /* contract only, on float instructions */
+/* acc + x * y, both marked contractible (LLVM may fuse them into an fma) */
+LLVMValueRef cg_mul_add(Cg *c, LLVMValueRef acc, LLVMValueRef x, LLVMValueRef y);
 
 /* a counted loop: for (iv = lo; iv < hi; iv++) */
 typedef struct CgFor {

@@ -94,15 +94,6 @@ static LLVMValueRef key_visible(CgKern *k, const AttnGeom *a, const AttnRow *row
                        LLVMBuildICmp(b, LLVMIntEQ, seg_key, row->seg_query, ""), "visible");
 }
 
-/* acc + x * y, contractible into an fma */
-static LLVMValueRef mul_add(Cg *c, LLVMValueRef acc, LLVMValueRef x, LLVMValueRef y) {
-    LLVMValueRef prod = LLVMBuildFMul(c->b, x, y, "");
-    cg_fmf(prod);
-    LLVMValueRef sum = LLVMBuildFAdd(c->b, acc, prod, "");
-    cg_fmf(sum);
-    return sum;
-}
-
 /* sum over d = 0..D-1, in order from 0, of x[xbase + d] * y[ybase + d] */
 static LLVMValueRef emit_dot(CgKern *k, const AttnGeom *a, int32_t x, LLVMValueRef xbase, int32_t y, LLVMValueRef ybase) {
     Cg *c = k->c;
@@ -113,7 +104,7 @@ static LLVMValueRef emit_dot(CgKern *k, const AttnGeom *a, int32_t x, LLVMValueR
     cg_for_begin(c, &d, cg_i64(c, 0), cg_i64(c, a->D), "dot");
     LLVMValueRef xv = read_at(k, x, LLVMBuildNSWAdd(b, xbase, d.iv, ""));
     LLVMValueRef yv = read_at(k, y, LLVMBuildNSWAdd(b, ybase, d.iv, ""));
-    LLVMBuildStore(b, mul_add(c, LLVMBuildLoad2(b, a->ty, acc, ""), xv, yv), acc);
+    LLVMBuildStore(b, cg_mul_add(c, LLVMBuildLoad2(b, a->ty, acc, ""), xv, yv), acc);
     cg_for_end(c, &d);
     return LLVMBuildLoad2(b, a->ty, acc, "dot");
 }
@@ -125,7 +116,7 @@ static LLVMValueRef out_at(CgKern *k, const AttnGeom *a, LLVMValueRef flat) {
 /* out[flat] += x * y */
 static void add_to_out(CgKern *k, const AttnGeom *a, LLVMValueRef flat, LLVMValueRef x, LLVMValueRef y) {
     LLVMValueRef p = out_at(k, a, flat);
-    cg_store(k, mul_add(k->c, cg_load(k, a->ty, p, 1), x, y), p);
+    cg_store(k, cg_mul_add(k->c, cg_load(k, a->ty, p, 1), x, y), p);
 }
 
 /* out[lo .. hi) = 0 */

@@ -247,11 +247,7 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         CgIndex ib = {.flat = B_AT(kk.iv, j.iv)};
         LLVMValueRef bv = cg_eval(k, n->in[1], &ib);
         LLVMValueRef q = out_elem(k, ty, LLVMBuildNSWAdd(b, orow, j.iv, ""));
-        LLVMValueRef prod = LLVMBuildFMul(b, av, bv, "");
-        cg_fmf(prod);
-        LLVMValueRef sum = LLVMBuildFAdd(b, cg_load(k, ty, q, 1), prod, "");
-        cg_fmf(sum);
-        cg_store(k, sum, q);
+        cg_store(k, cg_mul_add(c, cg_load(k, ty, q, 1), av, bv), q);
         cg_for_end(c, &j);
         if (kjoin) cg_if_end(c, kjoin);
         cg_for_end(c, &kk);
@@ -263,11 +259,8 @@ static void emit_matmul(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef 
         if (mask_dim == 1) cg_if_begin(c, cg_eval_positive(k, n->in[2], kk.iv), &kjoin);
         CgIndex ia = {.flat = A_AT(kk.iv)};
         CgIndex ib = {.flat = B_AT(kk.iv, j.iv)};
-        LLVMValueRef prod = LLVMBuildFMul(b, cg_eval(k, n->in[0], &ia), cg_eval(k, n->in[1], &ib), "");
-        cg_fmf(prod);
-        LLVMValueRef sum = LLVMBuildFAdd(b, LLVMBuildLoad2(b, ty, slot, ""), prod, "");
-        cg_fmf(sum);
-        LLVMBuildStore(b, sum, slot);
+        LLVMValueRef av = cg_eval(k, n->in[0], &ia), bv = cg_eval(k, n->in[1], &ib);
+        LLVMBuildStore(b, cg_mul_add(c, LLVMBuildLoad2(b, ty, slot, ""), av, bv), slot);
         if (kjoin) cg_if_end(c, kjoin);
         cg_for_end(c, &kk);
         cg_store(k, LLVMBuildLoad2(b, ty, slot, ""), out_elem(k, ty, LLVMBuildNSWAdd(b, orow, j.iv, "")));

@@ -137,6 +137,14 @@ void cg_fmf(LLVMValueRef inst) {
     if (LLVMIsAInstruction(inst) && LLVMCanValueUseFastMathFlags(inst)) LLVMSetFastMathFlags(inst, LLVMFastMathAllowContract);
 }
 
+LLVMValueRef cg_mul_add(Cg *c, LLVMValueRef acc, LLVMValueRef x, LLVMValueRef y) {
+    LLVMValueRef prod = LLVMBuildFMul(c->b, x, y, "");
+    cg_fmf(prod);
+    LLVMValueRef sum = LLVMBuildFAdd(c->b, acc, prod, "");
+    cg_fmf(sum);
+    return sum;
+}
+
 void cg_for_begin(Cg *c, CgFor *l, LLVMValueRef lo, LLVMValueRef hi, const char *name) {
     LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(c->b));
     l->pre = LLVMGetInsertBlock(c->b);

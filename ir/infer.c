@@ -67,26 +67,28 @@ int ir_infer(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
 static int infer_attention(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
     const IrNode *q = &g->nodes[n->in[0]], *k = &g->nodes[n->in[1]], *v = &g->nodes[n->in[2]];
     const IrNode *seg = &g->nodes[n->in[3]];
-    const char *op = ir_op_info[n->op].name;
-    char sq[96], sk[96], sv[96];
-    shape_str(q, sq, sizeof sq);
-    shape_str(k, sk, sizeof sk);
-    shape_str(v, sv, sizeof sv);
+    char sq[96], sk[96], sv[96]; /* filled only for a message */
     int r = q->ndim;
-    if (r < 3) return fail(err, errlen, "%s: q must be [batch..., rows, D], got %s", op, sq);
-    if (!ir_dtype_is_float((IrDType)q->dtype)) return fail(err, errlen, "%s: q must be float, got %s", op, sq);
+    if (r < 3 || !ir_dtype_is_float((IrDType)q->dtype)) {
+        shape_str(q, sq, sizeof sq);
+        return fail(err, errlen, "q must be float [batch..., rows, D], got %s", sq);
+    }
     int64_t M = q->shape[r - 2], D = q->shape[r - 1], T = k->shape[r - 2];
     if (!same_shape(k, v) || k->ndim != r || k->dtype != q->dtype || v->dtype != q->dtype ||
-        memcmp(k->shape, q->shape, (size_t)(r - 2) * sizeof q->shape[0]) != 0 || k->shape[r - 1] != D)
-        return fail(err, errlen, "%s: k and v must be q's batch dims, [T, %lld] and q's dtype: q %s, k %s, v %s", op,
+        memcmp(k->shape, q->shape, (size_t)(r - 2) * sizeof q->shape[0]) != 0 || k->shape[r - 1] != D) {
+        shape_str(q, sq, sizeof sq);
+        shape_str(k, sk, sizeof sk);
+        shape_str(v, sv, sizeof sv);
+        return fail(err, errlen, "k and v must be q's batch dims, [T, %lld] and q's dtype: q %s, k %s, v %s",
                     (long long)D, sq, sk, sv);
-    if (n->attr[1] != 0 && n->attr[1] != 1) return fail(err, errlen, "%s: causal must be 0 or 1, got %lld", op, (long long)n->attr[1]);
+    }
+    if (n->attr[1] != 0 && n->attr[1] != 1) return fail(err, errlen, "causal must be 0 or 1, got %lld", (long long)n->attr[1]);
     if (n->attr[0] < 1 || M % n->attr[0] != 0 || M / n->attr[0] > T)
-        return fail(err, errlen, "%s: groups %lld must divide q's %lld rows into blocks of at most T = %lld", op,
+        return fail(err, errlen, "groups %lld must divide q's %lld rows into blocks of at most T = %lld",
                     (long long)n->attr[0], (long long)M, (long long)T);
     if (seg->ndim != 2 || seg->shape[0] != q->shape[0] || seg->shape[1] != T) {
         shape_str(seg, sv, sizeof sv);
-        return fail(err, errlen, "%s: segments must be [%lld, %lld], got %s", op, (long long)q->shape[0], (long long)T, sv);
+        return fail(err, errlen, "segments must be [%lld, %lld], got %s", (long long)q->shape[0], (long long)T, sv);
     }
     copy_type(n, q);
     if (n->op == OP_ATTENTION) {
@@ -99,7 +101,7 @@ static int infer_attention(const IrGraph *g, IrNode *n, char *err, size_t errlen
                  x->shape[r - 1] == D + 1;
         if (!ok) {
             shape_str(x, sv, sizeof sv);
-            return fail(err, errlen, "attention_grad: %s must be q's shape with D + 1 = %lld columns, got %s",
+            return fail(err, errlen, "%s must be q's shape with D + 1 = %lld columns, got %s",
                         i == 4 ? "the attention's result" : "its gradient", (long long)(D + 1), sv);
         }
     }

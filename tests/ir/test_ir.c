@@ -454,6 +454,19 @@ static const BadCase bad_cases[] = {
     {"%2: f32[2,5] = matmul %0, %1 {ta=0, tb=0}\n", 1, "t.ir:3:5: declared type f32[2,5] but matmul gives f32[2,4]"},
     {"%2: f32[2,4] = matmul %0, %1 {ta=0, tb=1}\n", 1,
      "t.ir:3:16: matmul: contracted dims differ: f32[2,3] (ta=0) vs f32[3,4] (tb=1)"},
+    /* attention's shape rules (ir/infer.c infer_attention) */
+    {"%0: f32[2,4,3] = input \"q\"\n%1: i32[2,4] = input \"s\"\n%2: f32[2,4,4] = attention %0, %0, %0, %1 {groups=3, causal=1}\n", 0,
+     "t.ir:3:18: attention: groups 3 must divide q's 4 rows into blocks of at most T = 4"},
+    {"%0: f32[2,4,3] = input \"q\"\n%1: i32[2,5] = input \"s\"\n%2: f32[2,4,4] = attention %0, %0, %0, %1 {groups=1, causal=1}\n", 0,
+     "t.ir:3:18: attention: segments must be [2, 4], got i32[2,5]"},
+    {"%0: f32[2,4,3] = input \"q\"\n%1: f32[2,4,2] = input \"k\"\n%2: i32[2,4] = input \"s\"\n"
+     "%3: f32[2,4,4] = attention %0, %1, %1, %2 {groups=1, causal=0}\n", 0,
+     "t.ir:4:18: attention: k and v must be q's batch dims, [T, 3] and q's dtype: q f32[2,4,3], k f32[2,4,2], v f32[2,4,2]"},
+    {"%0: f32[2,4,3] = input \"q\"\n%1: i32[2,4] = input \"s\"\n%2: f32[2,4,4] = attention %0, %0, %0, %1 {groups=1, causal=2}\n", 0,
+     "t.ir:3:18: attention: causal must be 0 or 1, got 2"},
+    {"%0: f32[2,4,3] = input \"q\"\n%1: i32[2,4] = input \"s\"\n%2: f32[2,4,4] = attention %0, %0, %0, %1 {groups=1, causal=1}\n"
+     "%3: f32[2,12,3] = attention_grad %0, %0, %0, %1, %2, %0 {groups=1, causal=1}\n", 0,
+     "t.ir:4:19: attention_grad: its gradient must be q's shape with D + 1 = 4 columns, got f32[2,4,3]"},
     {"%2: f32[2,1] = reduce_sum %0 {axes=1}\n", 1, "t.ir:3:31: unknown attribute 'axes' for reduce_sum"},
     {"%2: f32[2,1] = reduce_sum %0 {axis=1, axis=1}\n", 1, "t.ir:3:39: duplicate attribute 'axis'"},
     {"%2: f32[2,2] = slice %0 {axis=1, start=0}\n", 1, "t.ir:3:41: missing attribute 'stop' for slice"},

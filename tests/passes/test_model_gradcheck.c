@@ -31,33 +31,24 @@
 
 enum { SAMPLES_PER_PARAM = 1 };
 
-/* fills leaf values by node id for the forward graph g */
-static double **make_leaves(const IrGraph *g, const ModelCfg *cfg, TRng *rng) {
-    double **leaf = calloc((size_t)g->n, sizeof *leaf);
-    int64_t T = cfg->seq_len;
-    for (int32_t id = 0; id < g->n; id++) {
-        const IrNode *n = ir_node(g, id);
-        if (n->op != OP_PARAM && n->op != OP_INPUT) continue;
-        int64_t numel = ir_numel(n);
-        double *v = malloc(sizeof *v * (size_t)numel);
-        const char *name = ir_str_get(g, n->name);
-        for (int64_t i = 0; i < numel; i++) {
-            if (n->op == OP_PARAM) {
-                /* norm weights near 1, everything else small */
-                v[i] = strstr(name, "norm") ? t_uniform(rng, 0.8, 1.2) : t_uniform(rng, -0.2, 0.2);
-            } else if (!strcmp(name, "tokens") || !strcmp(name, "targets")) {
-                v[i] = floor(t_uniform(rng, 0, (double)cfg->vocab_size));
-            } else if (!strcmp(name, "loss_mask")) {
-                int64_t r = i / T, t = i % T;
-                int64_t start = 2 + r % 3, stop = T - r % 2; /* response span, some padding */
-                v[i] = t >= start && t < stop ? 1.0 : 0.0;
-            } else {
-                v[i] = t_uniform(rng, -30, -10); /* ref_logps */
-            }
-        }
-        leaf[id] = v;
+typedef struct LeafCtx {
+    const ModelCfg *cfg;
+    TRng *rng;
+} LeafCtx;
+
+/* a leaf's element for the forward graph (t_model_leaves) */
+static double leaf_value(void *ctx, const IrNode *n, const char *name, int64_t i) {
+    const LeafCtx *x = ctx;
+    int64_t T = x->cfg->seq_len;
+    if (n->op == OP_PARAM) /* norm weights near 1, everything else small */
+        return strstr(name, "norm") ? t_uniform(x->rng, 0.8, 1.2) : t_uniform(x->rng, -0.2, 0.2);
+    if (!strcmp(name, "tokens") || !strcmp(name, "targets")) return floor(t_uniform(x->rng, 0, (double)x->cfg->vocab_size));
+    if (!strcmp(name, "loss_mask")) {
+        int64_t r = i / T, t = i % T;
+        int64_t start = 2 + r % 3, stop = T - r % 2; /* response span, some padding */
+        return t >= start && t < stop ? 1.0 : 0.0;
     }
-    return leaf;
+    return t_uniform(x->rng, -30, -10); /* ref_logps */
 }
 
 static double loss_of(const IrGraph *g, double **leaf) {
@@ -117,7 +108,8 @@ static double check_build(const char *path, const ModelCfg *cfg, const BuildOpti
     CHECK(pass_dce(&fwd, &c2) != PASS_ERROR);
 
     TRng rng = {0x1234567u};
-    double **leaf = make_leaves(&fwd, cfg, &rng);
+    LeafCtx lc = {cfg, &rng};
+    double **leaf = t_model_leaves(&fwd, leaf_value, &lc);
     double **vals = eval_by_name(&g, &fwd, leaf, err, sizeof err);
     CHECK_MSG(vals, "%s: %s", path, err);
     double **pvals = eval_by_name(&plain, &fwd, leaf, err, sizeof err);

@@ -102,28 +102,18 @@ static void fill(Inputs *in, const Pairs *q, int packed, int64_t vocab) {
     }
 }
 
-/* leaves by node id: params from param_value, inputs from the layout */
-static double **leaves(const IrGraph *g, const Inputs *in) {
-    double **leaf = calloc((size_t)g->n, sizeof *leaf);
-    for (int32_t id = 0; id < g->n; id++) {
-        const IrNode *n = ir_node(g, id);
-        if (n->op != OP_PARAM && n->op != OP_INPUT) continue;
-        int64_t numel = ir_numel(n);
-        double *v = malloc(sizeof *v * (size_t)numel);
-        const char *name = ir_str_get(g, n->name);
-        for (int64_t i = 0; i < numel; i++) {
-            if (n->op == OP_PARAM) v[i] = param_value(name, i);
-            else if (!strcmp(name, "tokens")) v[i] = in->tokens[i];
-            else if (!strcmp(name, "targets")) v[i] = in->targets[i];
-            else if (!strcmp(name, "positions")) v[i] = in->positions[i];
-            else if (!strcmp(name, "segments")) v[i] = in->segments[i];
-            else if (!strcmp(name, "loss_mask")) v[i] = in->mask[i];
-            else if (!strcmp(name, "ref_logps")) v[i] = in->ref[i];
-            else CHECK_MSG(0, "unexpected input %s", name);
-        }
-        leaf[id] = v;
-    }
-    return leaf;
+/* a leaf's element (t_model_leaves): params from param_value, inputs from the layout */
+static double leaf_value(void *ctx, const IrNode *n, const char *name, int64_t i) {
+    const Inputs *in = ctx;
+    if (n->op == OP_PARAM) return param_value(name, i);
+    if (!strcmp(name, "tokens")) return in->tokens[i];
+    if (!strcmp(name, "targets")) return in->targets[i];
+    if (!strcmp(name, "positions")) return in->positions[i];
+    if (!strcmp(name, "segments")) return in->segments[i];
+    if (!strcmp(name, "loss_mask")) return in->mask[i];
+    if (!strcmp(name, "ref_logps")) return in->ref[i];
+    CHECK_MSG(0, "unexpected input %s", name);
+    return NAN;
 }
 
 typedef struct Run {
@@ -143,7 +133,7 @@ static int run_build(Run *r, const ModelCfg *cfg, const BuildOptions *bo, const 
         CHECK_MSG(0, "%s: %s", cfg->path, c.err);
         return -1;
     }
-    r->leaf = leaves(&r->g, in);
+    r->leaf = t_model_leaves(&r->g, leaf_value, (void *)in);
     r->vals = ir_interp_run(&r->g, r->leaf, 0, err, sizeof err);
     CHECK_MSG(r->vals, "%s: %s", cfg->path, err);
     return r->vals ? 0 : -1;

@@ -5,7 +5,8 @@
  * pieces (f64, the vocabulary in three chunks, attention in blocks of about
  * a third of the rows, activations recomputed). t_model_load reports a
  * YAML error as a failed check; t_build_whole / t_build_pieces give the
- * two option sets for rows of `rows` tokens.
+ * two option sets for rows of `rows` tokens; t_model_leaves fills every
+ * param and input of a graph from a value function.
  */
 #ifndef DPOC_TESTS_TMODEL_H
 #define DPOC_TESTS_TMODEL_H
@@ -20,6 +21,25 @@ static inline int t_model_load(const char *path, ModelCfg *cfg) {
     CHECK_MSG(0, "%s", err);
     model_cfg_free(cfg);
     return -1;
+}
+
+/* leaf values by node id for graph g: every param and input, element i of
+ * the one named `name` is value(ctx, n, name, i), asked in id then element
+ * order (a value drawn from an rng is reproducible) */
+typedef double (*TLeafValue)(void *ctx, const IrNode *n, const char *name, int64_t i);
+
+static inline double **t_model_leaves(const IrGraph *g, TLeafValue value, void *ctx) {
+    double **leaf = calloc((size_t)g->n, sizeof *leaf);
+    for (int32_t id = 0; leaf && id < g->n; id++) {
+        const IrNode *n = ir_node(g, id);
+        if (n->op != OP_PARAM && n->op != OP_INPUT) continue;
+        int64_t numel = ir_numel(n);
+        double *v = malloc(sizeof *v * (size_t)numel);
+        const char *name = ir_str_get(g, n->name);
+        for (int64_t i = 0; v && i < numel; i++) v[i] = value(ctx, n, name, i);
+        leaf[id] = v;
+    }
+    return leaf;
 }
 
 static inline BuildOptions t_build_whole(void) { return (BuildOptions){.dtype = DT_F64, .dense_head = 1}; }
