@@ -206,12 +206,21 @@ int cg_emit_kernel(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, co
                    int64_t out_offset, const char *name, const char *entry);
 /* a stack slot of type t, allocated in the kernel's entry block */
 LLVMValueRef cg_entry_alloca(CgKern *k, LLVMTypeRef t);
+/* a 64-byte aligned stack array of `floats` f32 there: kernel scratch (the
+ * runtime's threads have 8 MiB stacks and a kernel is a leaf) */
+LLVMValueRef cg_stack_f32(CgKern *k, int64_t floats, const char *name);
 
 /* ---- attention kernels (cg_attention.c): the part [begin, end) of the
  * work of the attention (query rows) or attention_grad (batch entries) at
  * k's root ---- */
 void cg_emit_attention(CgKern *k, LLVMValueRef begin, LLVMValueRef end);
 void cg_emit_attention_grad(CgKern *k, LLVMValueRef begin, LLVMValueRef end);
+/* cg_attention_tiled.c: the f32 kernels through the GEMM micro-kernel when
+ * they apply (1; 0: nothing emitted, the plain loops run), and the work
+ * units of a call (tiled forward: query blocks; else query rows, or batch
+ * entries for the gradient) */
+int cg_emit_attention_tiled(CgKern *k, LLVMValueRef begin, LLVMValueRef end);
+int64_t cg_attention_work(Cg *c, const IrGraph *g, int32_t root);
 
 /* ---- entry points, optimizer, manifest, emission ---- */
 LLVMValueRef cg_emit_entry(Cg *c, const CodegenEntry *e);

@@ -27,65 +27,50 @@
  * matmul's do, so they may become fused multiply-adds; the loops over d
  * that update an output row are contiguous and left to the vectoriser.
  */
-#include "cg.h"
+#include "cg_attention.h"
 
-/* the shapes and operands of an attention or attention_grad kernel */
-typedef struct AttnGeom {
-    int32_t q, k, v, seg;  /* operand node ids */
-    int64_t M, T, D;       /* query rows, keys, head width */
-    int64_t Tq;            /* query rows per group: M / groups */
-    int64_t per_seg_row;   /* batch entries per row of the segments */
-    int causal;
-    IrDType t;
-    LLVMTypeRef ty;
-} AttnGeom;
+LLVMValueRef cg_attn_read(CgKern *k, int32_t id, LLVMValueRef flat) {
+    CgIndex ix = {.flat = flat};
+    return cg_eval(k, id, &ix);
+}
 
-static AttnGeom attn_geom(const CgKern *k) {
-    const IrNode *n = ir_node(k->g, k->root);
-    const IrNode *q = ir_node(k->g, n->in[0]), *key = ir_node(k->g, n->in[1]);
+AttnGeom cg_attn_geom_of(Cg *c, const IrGraph *g, int32_t root) {
+    const IrNode *n = ir_node(g, root);
+    const IrNode *q = ir_node(g, n->in[0]), *key = ir_node(g, n->in[1]);
     int rank = q->ndim;
     AttnGeom a = {.q = n->in[0], .k = n->in[1], .v = n->in[2], .seg = n->in[3]};
     a.M = q->shape[rank - 2];
     a.D = q->shape[rank - 1];
     a.T = key->shape[rank - 2];
     a.Tq = a.M / n->attr[0];
-    a.per_seg_row = ir_numel(q) / (a.M * a.D) / q->shape[0];
+    a.batch = ir_numel(q) / (a.M * a.D);
+    a.per_seg_row = a.batch / q->shape[0];
     a.causal = n->attr[1] != 0;
     a.t = (IrDType)q->dtype;
-    a.ty = cg_type(k->c, a.t);
+    a.ty = cg_type(c, a.t);
     return a;
 }
 
-/* what one query row needs to test its keys */
-typedef struct AttnRow {
-    LLVMValueRef seg_base;  /* first element of its batch entry's segments row */
-    LLVMValueRef seg_query; /* the query position's segment */
-    LLVMValueRef key_end;   /* keys [0, key_end) may be visible: p + 1 when causal, else T */
-} AttnRow;
-
-static LLVMValueRef read_at(CgKern *k, int32_t id, LLVMValueRef flat) {
-    CgIndex ix = {.flat = flat};
-    return cg_eval(k, id, &ix);
-}
+AttnGeom cg_attn_geom(const CgKern *k) { return cg_attn_geom_of(k->c, k->g, k->root); }
 
 /* query row r of batch entry bi */
-static AttnRow attn_row(CgKern *k, const AttnGeom *a, LLVMValueRef bi, LLVMValueRef r) {
+AttnRow cg_attn_row(CgKern *k, const AttnGeom *a, LLVMValueRef bi, LLVMValueRef r) {
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
     LLVMValueRef pos = LLVMBuildNSWAdd(b, cg_i64(c, a->T - a->Tq), LLVMBuildURem(b, r, cg_i64(c, a->Tq), ""), "pos");
     AttnRow row;
     row.seg_base = LLVMBuildNSWMul(b, LLVMBuildUDiv(b, bi, cg_i64(c, a->per_seg_row), ""), cg_i64(c, a->T), "");
-    row.seg_query = read_at(k, a->seg, LLVMBuildNSWAdd(b, row.seg_base, pos, ""));
+    row.seg_query = cg_attn_read(k, a->seg, LLVMBuildNSWAdd(b, row.seg_base, pos, ""));
     row.key_end = a->causal ? LLVMBuildNSWAdd(b, pos, cg_i64(c, 1), "") : cg_i64(c, a->T);
     return row;
 }
 
 /* i1: key j (below row->key_end) is visible to the row: its segment is 0 or the query's */
-static LLVMValueRef key_visible(CgKern *k, const AttnGeom *a, const AttnRow *row, LLVMValueRef j) {
+LLVMValueRef cg_attn_key_visible(CgKern *k, const AttnGeom *a, const AttnRow *row, LLVMValueRef j) {
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
     IrDType st = (IrDType)ir_node(k->g, a->seg)->dtype;
-    LLVMValueRef seg_key = read_at(k, a->seg, LLVMBuildNSWAdd(b, row->seg_base, j, ""));
+    LLVMValueRef seg_key = cg_attn_read(k, a->seg, LLVMBuildNSWAdd(b, row->seg_base, j, ""));
     LLVMValueRef zero = cg_const(c, st, 0.0);
     if (ir_dtype_is_float(st))
         return LLVMBuildOr(b, LLVMBuildFCmp(b, LLVMRealOEQ, seg_key, zero, ""),
@@ -102,8 +87,8 @@ static LLVMValueRef emit_dot(CgKern *k, const AttnGeom *a, int32_t x, LLVMValueR
     LLVMBuildStore(b, cg_const(c, a->t, 0.0), acc);
     CgFor d;
     cg_for_begin(c, &d, cg_i64(c, 0), cg_i64(c, a->D), "dot");
-    LLVMValueRef xv = read_at(k, x, LLVMBuildNSWAdd(b, xbase, d.iv, ""));
-    LLVMValueRef yv = read_at(k, y, LLVMBuildNSWAdd(b, ybase, d.iv, ""));
+    LLVMValueRef xv = cg_attn_read(k, x, LLVMBuildNSWAdd(b, xbase, d.iv, ""));
+    LLVMValueRef yv = cg_attn_read(k, y, LLVMBuildNSWAdd(b, ybase, d.iv, ""));
     LLVMBuildStore(b, cg_mul_add(c, LLVMBuildLoad2(b, a->ty, acc, ""), xv, yv), acc);
     cg_for_end(c, &d);
     return LLVMBuildLoad2(b, a->ty, acc, "dot");
@@ -128,9 +113,10 @@ static void zero_out(CgKern *k, const AttnGeom *a, LLVMValueRef lo, LLVMValueRef
 }
 
 void cg_emit_attention(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
+    if (cg_emit_attention_tiled(k, begin, end)) return;
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
-    AttnGeom a = attn_geom(k);
+    AttnGeom a = cg_attn_geom(k);
     LLVMValueRef Dc = cg_i64(c, a.D), zero = cg_i64(c, 0);
     LLVMValueRef max_slot = cg_entry_alloca(k, a.ty), sum_slot = cg_entry_alloca(k, a.ty);
     LLVMValueRef neg_inf = LLVMConstReal(a.ty, -__builtin_inf());
@@ -138,7 +124,7 @@ void cg_emit_attention(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     CgFor w, j, d;
     cg_for_begin(c, &w, begin, end, "row");
     LLVMValueRef bi = LLVMBuildUDiv(b, w.iv, cg_i64(c, a.M), "");
-    AttnRow row = attn_row(k, &a, bi, LLVMBuildURem(b, w.iv, cg_i64(c, a.M), ""));
+    AttnRow row = cg_attn_row(k, &a, bi, LLVMBuildURem(b, w.iv, cg_i64(c, a.M), ""));
     LLVMValueRef q_row = LLVMBuildNSWMul(b, w.iv, Dc, "");
     LLVMValueRef o_row = LLVMBuildNSWMul(b, w.iv, cg_i64(c, a.D + 1), "");
     LLVMValueRef kv_base = LLVMBuildNSWMul(b, bi, cg_i64(c, a.T * a.D), "");
@@ -146,7 +132,7 @@ void cg_emit_attention(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     /* pass 1: the max of the visible scores */
     LLVMBuildStore(b, neg_inf, max_slot);
     cg_for_begin(c, &j, zero, row.key_end, "key");
-    cg_if_begin(c, key_visible(k, &a, &row, j.iv), &join);
+    cg_if_begin(c, cg_attn_key_visible(k, &a, &row, j.iv), &join);
     LLVMValueRef s = emit_dot(k, &a, a.q, q_row, a.k, LLVMBuildNSWAdd(b, kv_base, LLVMBuildNSWMul(b, j.iv, Dc, ""), ""));
     LLVMBuildStore(b, cg_call_intrinsic2(c, "llvm.maxnum", LLVMBuildLoad2(b, a.ty, max_slot, ""), s), max_slot);
     cg_if_end(c, join);
@@ -157,13 +143,13 @@ void cg_emit_attention(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     zero_out(k, &a, o_row, LLVMBuildNSWAdd(b, o_row, Dc, ""));
     LLVMBuildStore(b, cg_const(c, a.t, 0.0), sum_slot);
     cg_for_begin(c, &j, zero, row.key_end, "key");
-    cg_if_begin(c, key_visible(k, &a, &row, j.iv), &join);
+    cg_if_begin(c, cg_attn_key_visible(k, &a, &row, j.iv), &join);
     LLVMValueRef kv_row = LLVMBuildNSWAdd(b, kv_base, LLVMBuildNSWMul(b, j.iv, Dc, ""), "");
     s = emit_dot(k, &a, a.q, q_row, a.k, kv_row);
     LLVMValueRef weight = cg_unary(c, OP_EXP, a.t, LLVMBuildFSub(b, s, mx, ""));
     LLVMBuildStore(b, LLVMBuildFAdd(b, LLVMBuildLoad2(b, a.ty, sum_slot, ""), weight, ""), sum_slot);
     cg_for_begin(c, &d, zero, Dc, "d");
-    add_to_out(k, &a, LLVMBuildNSWAdd(b, o_row, d.iv, ""), weight, read_at(k, a.v, LLVMBuildNSWAdd(b, kv_row, d.iv, "")));
+    add_to_out(k, &a, LLVMBuildNSWAdd(b, o_row, d.iv, ""), weight, cg_attn_read(k, a.v, LLVMBuildNSWAdd(b, kv_row, d.iv, "")));
     cg_for_end(c, &d);
     cg_if_end(c, join);
     cg_for_end(c, &j);
@@ -183,9 +169,10 @@ void cg_emit_attention(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
 }
 
 void cg_emit_attention_grad(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
+    if (cg_emit_attention_tiled(k, begin, end)) return;
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
-    AttnGeom a = attn_geom(k);
+    AttnGeom a = cg_attn_geom(k);
     const IrNode *n = ir_node(k->g, k->root);
     int32_t out = n->in[4], grad = n->in[5];
     LLVMValueRef Dc = cg_i64(c, a.D), zero = cg_i64(c, 0);
@@ -199,17 +186,17 @@ void cg_emit_attention_grad(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     LLVMValueRef kv_base = LLVMBuildNSWMul(b, e.iv, cg_i64(c, a.T * a.D), "");
 
     cg_for_begin(c, &r, zero, cg_i64(c, a.M), "qrow");
-    AttnRow row = attn_row(k, &a, e.iv, r.iv);
+    AttnRow row = cg_attn_row(k, &a, e.iv, r.iv);
     LLVMValueRef w = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, e.iv, cg_i64(c, a.M), ""), r.iv, "");
     LLVMValueRef q_row = LLVMBuildNSWMul(b, w, Dc, "");
     LLVMValueRef o_row = LLVMBuildNSWMul(b, w, cg_i64(c, a.D + 1), ""); /* the result's and its gradient's row */
     LLVMValueRef dq_row = LLVMBuildNSWAdd(b, block, LLVMBuildNSWMul(b, r.iv, Dc, ""), "");
     LLVMValueRef Dr = emit_dot(k, &a, grad, o_row, out, o_row);
     LLVMValueRef o_end = LLVMBuildNSWAdd(b, o_row, Dc, "");
-    LLVMValueRef lse = read_at(k, out, o_end), g_lse = read_at(k, grad, o_end);
+    LLVMValueRef lse = cg_attn_read(k, out, o_end), g_lse = cg_attn_read(k, grad, o_end);
 
     cg_for_begin(c, &j, zero, row.key_end, "key");
-    cg_if_begin(c, key_visible(k, &a, &row, j.iv), &join);
+    cg_if_begin(c, cg_attn_key_visible(k, &a, &row, j.iv), &join);
     LLVMValueRef j_off = LLVMBuildNSWMul(b, j.iv, Dc, "");
     LLVMValueRef kv_row = LLVMBuildNSWAdd(b, kv_base, j_off, "");
     LLVMValueRef s = emit_dot(k, &a, a.q, q_row, a.k, kv_row);
@@ -218,9 +205,9 @@ void cg_emit_attention_grad(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     LLVMValueRef ds = LLVMBuildFMul(b, P, LLVMBuildFAdd(b, LLVMBuildFSub(b, dP, Dr, ""), g_lse, ""), "ds");
     LLVMValueRef dk_row = LLVMBuildNSWAdd(b, dk_base, j_off, ""), dv_row = LLVMBuildNSWAdd(b, dv_base, j_off, "");
     cg_for_begin(c, &d, zero, Dc, "d");
-    add_to_out(k, &a, LLVMBuildNSWAdd(b, dq_row, d.iv, ""), ds, read_at(k, a.k, LLVMBuildNSWAdd(b, kv_row, d.iv, "")));
-    add_to_out(k, &a, LLVMBuildNSWAdd(b, dk_row, d.iv, ""), ds, read_at(k, a.q, LLVMBuildNSWAdd(b, q_row, d.iv, "")));
-    add_to_out(k, &a, LLVMBuildNSWAdd(b, dv_row, d.iv, ""), P, read_at(k, grad, LLVMBuildNSWAdd(b, o_row, d.iv, "")));
+    add_to_out(k, &a, LLVMBuildNSWAdd(b, dq_row, d.iv, ""), ds, cg_attn_read(k, a.k, LLVMBuildNSWAdd(b, kv_row, d.iv, "")));
+    add_to_out(k, &a, LLVMBuildNSWAdd(b, dk_row, d.iv, ""), ds, cg_attn_read(k, a.q, LLVMBuildNSWAdd(b, q_row, d.iv, "")));
+    add_to_out(k, &a, LLVMBuildNSWAdd(b, dv_row, d.iv, ""), P, cg_attn_read(k, grad, LLVMBuildNSWAdd(b, o_row, d.iv, "")));
     cg_for_end(c, &d);
     cg_if_end(c, join);
     cg_for_end(c, &j);

@@ -174,16 +174,6 @@ int64_t cg_gemm_work(const Cg *c, const IrGraph *g, int32_t root) {
     return d.batch * d.nb * ((d.M + cfg.mr - 1) / cfg.mr);
 }
 
-static LLVMValueRef stack_buf(CgKern *k, int64_t floats, const char *name) {
-    Cg *c = k->c;
-    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
-    LLVMPositionBuilderAtEnd(c->b, k->entry);
-    LLVMValueRef a = LLVMBuildAlloca(c->b, LLVMArrayType2(c->f32, (uint64_t)floats), name);
-    LLVMSetAlignment(a, 64);
-    LLVMPositionBuilderAtEnd(c->b, here);
-    return a;
-}
-
 LLVMValueRef cg_gemm_ceil_div(Cg *c, LLVMValueRef x, LLVMValueRef q) {
     LLVMBuilderRef b = c->b;
     return LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, x, LLVMBuildNSWSub(b, q, cg_i64(c, 1), ""), ""), q, "");
@@ -362,12 +352,12 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMBuilderRef b = c->b;
     const CgGemmCfg *cfg = o->cfg;
     int mr = cfg->mr, nr = cfg->nr;
-    LLVMValueRef Bp = stack_buf(k, pl->kcmax * pl->ncmax, "bpack");
-    LLVMValueRef Ap = pl->a_direct ? NULL : stack_buf(k, pl->mcmax * pl->kcmax + 2 * mr, "apack"); /* slack: cg_gemm_pack_a */
-    LLVMValueRef Ae = pl->a_direct ? stack_buf(k, mr * pl->kcmax + 2 * mr, "aedge") : NULL;
+    LLVMValueRef Bp = cg_stack_f32(k, pl->kcmax * pl->ncmax, "bpack");
+    LLVMValueRef Ap = pl->a_direct ? NULL : cg_stack_f32(k, pl->mcmax * pl->kcmax + 2 * mr, "apack"); /* slack: cg_gemm_pack_a */
+    LLVMValueRef Ae = pl->a_direct ? cg_stack_f32(k, mr * pl->kcmax + 2 * mr, "aedge") : NULL;
     int64_t ldr = pl->kcmax + 16;
-    LLVMValueRef Ar = pl->a_copy ? stack_buf(k, pl->mcmax * ldr, "arows") : NULL;
-    LLVMValueRef Ct = stack_buf(k, (int64_t)mr * nr, "ctile");
+    LLVMValueRef Ar = pl->a_copy ? cg_stack_f32(k, pl->mcmax * ldr, "arows") : NULL;
+    LLVMValueRef Ct = cg_stack_f32(k, (int64_t)mr * nr, "ctile");
     /* contraction mask: the K block's live k, a count, and whether a block
      * of the run had any; row mask: per micro-panel of the M block, whether
      * any of its rows is live */

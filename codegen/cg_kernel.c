@@ -64,6 +64,16 @@ LLVMValueRef cg_entry_alloca(CgKern *k, LLVMTypeRef t) {
     return a;
 }
 
+LLVMValueRef cg_stack_f32(CgKern *k, int64_t floats, const char *name) {
+    Cg *c = k->c;
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(c->b);
+    LLVMPositionBuilderAtEnd(c->b, k->entry);
+    LLVMValueRef a = LLVMBuildAlloca(c->b, LLVMArrayType2(c->f32, (uint64_t)floats), name);
+    LLVMSetAlignment(a, 64);
+    LLVMPositionBuilderAtEnd(c->b, here);
+    return a;
+}
+
 static LLVMValueRef out_elem(CgKern *k, LLVMTypeRef t, LLVMValueRef flat) { return cg_gep(k->c, t, k->out_ptr, flat); }
 
 /* ---- map kernels -------------------------------------------------------- */
@@ -466,6 +476,7 @@ int cg_emit_kernel(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, co
     kernel_cost(g, mm >= 0 ? mm : root, s->flops, &rec->work, &rec->flops);
     if (epilogue) rec->flops += s->flops; /* the root's elementwise work */
     if (mm >= 0 && cg_gemm_applies(g, mm)) rec->work = cg_gemm_work(c, g, mm); /* tiles */
+    if (n->op == OP_ATTENTION || n->op == OP_ATTENTION_GRAD) rec->work = cg_attention_work(c, g, root);
     rec->bytes = s->in_bytes + ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype);
     return c->failed ? -1 : ci;
 }

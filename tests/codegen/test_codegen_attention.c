@@ -9,7 +9,11 @@
  * values. The cases cover f64 and f32, causal or not, groups 1 and 2,
  * fewer query rows than keys (Tq < T), rank 3 and rank 4 batches, segments
  * with a prompt (0) and two responses (keys of the other response hidden),
- * i32 and float segments, and D = 4, 16 and 17.
+ * i32 and float segments, and D = 4, 16 and 17; and, for the tiled f32
+ * kernels (cg_attention_tiled.c), sizes that take several query blocks and
+ * key tiles with partial last ones, D = 16, 32 and 64, blocks that straddle
+ * two groups. A case marked tiled must have run there: its forward call's
+ * work units are query blocks, fewer than its query rows.
  *
  * Tolerances, relative to the largest magnitude of the output compared:
  *  - f64: 1e-12. The kernels do the interpreter's operations in its order;
@@ -47,6 +51,7 @@ typedef struct AttnCase {
     int causal;
     int segmented;      /* prompt zeros and two response ids; else all 0 */
     int permute_q;      /* q = permute of an input [S, M, H, D] (rank 4 only) */
+    int tiled;          /* must run on the tiled f32 kernels (D a multiple of 16, q stored) */
 } AttnCase;
 
 enum { IN_Q, IN_K, IN_V, IN_SEG, IN_G, NIN };
@@ -339,6 +344,13 @@ static void run_case(const AttnCase *ac, uint64_t seed) {
     if (e_att > *worst) *worst = e_att;
     if (e_grad > *worst) *worst = e_grad;
     check_determinism(ac->label, &s);
+    if (ac->tiled) {
+        int64_t rows = n_att / (ac->D + 1), work = -1;
+        for (int i = 0; i < s.nkernels; i++)
+            if (!strcmp(s.kernels[i].op, "attention")) work = s.kernels[i].work;
+        CHECK_MSG(work > 0 && work < rows, "%s: the attention call has %lld work units for %lld query rows: not tiled",
+                  ac->label, (long long)work, (long long)rows);
+    }
     double fd_err = -1;
     if (ac->t == DT_F64 && !ac->permute_q) fd_err = check_central_differences(ac, &s, &b, got_grad);
     if (ac->permute_q) {
@@ -363,20 +375,24 @@ static void run_case(const AttnCase *ac, uint64_t seed) {
 
 int main(void) {
     static const AttnCase cases[] = {
-        /* label                                    t       seg_t   nl lead    M   T  D  G  causal seg  perm */
-        {"f64 rank 3 causal G1 D4",                 DT_F64, DT_I32, 1, {3, 0}, 6,  6, 4, 1, 1, 0, 0},
-        {"f64 rank 3 full G1 D4",                   DT_F64, DT_I32, 1, {3, 0}, 6,  6, 4, 1, 0, 0, 0},
-        {"f64 rank 3 causal G2 D16",                DT_F64, DT_I32, 1, {2, 0}, 14, 7, 16, 2, 1, 1, 0},
-        {"f64 rank 3 causal G2 Tq<T D17",           DT_F64, DT_F64, 1, {2, 0}, 6,  5, 17, 2, 1, 1, 0},
-        {"f64 rank 4 causal G2 Tq<T segments D17",  DT_F64, DT_I32, 2, {2, 2}, 6,  5, 17, 2, 1, 1, 0},
-        {"f64 rank 4 full G1 segments D16",         DT_F64, DT_I32, 2, {2, 2}, 9,  9, 16, 1, 0, 1, 0},
-        {"f64 rank 4 causal G2 segments permuted q",DT_F64, DT_I32, 2, {2, 2}, 16, 8, 4, 2, 1, 1, 1},
-        {"f32 rank 3 causal G1 D4",                 DT_F32, DT_I32, 1, {3, 0}, 6,  6, 4, 1, 1, 0, 0},
-        {"f32 rank 3 full G2 D16",                  DT_F32, DT_F32, 1, {2, 0}, 14, 7, 16, 2, 0, 1, 0},
-        {"f32 rank 4 causal G2 Tq<T segments D17",  DT_F32, DT_I32, 2, {2, 2}, 6,  5, 17, 2, 1, 1, 0},
-        {"f32 rank 4 full G1 segments D17",         DT_F32, DT_I32, 2, {2, 2}, 9,  9, 17, 1, 0, 1, 0},
-        {"f32 rank 4 causal G1 Tq<T segments D16",  DT_F32, DT_F32, 2, {2, 2}, 3,  5, 16, 1, 1, 1, 0},
-        {"f32 rank 4 full G2 segments permuted q",  DT_F32, DT_I32, 2, {2, 2}, 16, 8, 16, 2, 0, 1, 1},
+        /* label                                    t       seg_t   nl lead    M    T    D   G  caus seg perm tiled */
+        {"f64 rank 3 causal G1 D4",                 DT_F64, DT_I32, 1, {3, 0}, 6,   6,   4,  1, 1, 0, 0, 0},
+        {"f64 rank 3 full G1 D4",                   DT_F64, DT_I32, 1, {3, 0}, 6,   6,   4,  1, 0, 0, 0, 0},
+        {"f64 rank 3 causal G2 D16",                DT_F64, DT_I32, 1, {2, 0}, 14,  7,   16, 2, 1, 1, 0, 0},
+        {"f64 rank 3 causal G2 Tq<T D17",           DT_F64, DT_F64, 1, {2, 0}, 6,   5,   17, 2, 1, 1, 0, 0},
+        {"f64 rank 4 causal G2 Tq<T segments D17",  DT_F64, DT_I32, 2, {2, 2}, 6,   5,   17, 2, 1, 1, 0, 0},
+        {"f64 rank 4 full G1 segments D16",         DT_F64, DT_I32, 2, {2, 2}, 9,   9,   16, 1, 0, 1, 0, 0},
+        {"f64 rank 4 causal G2 segments permuted q",DT_F64, DT_I32, 2, {2, 2}, 16,  8,   4,  2, 1, 1, 1, 0},
+        {"f32 rank 3 causal G1 D4",                 DT_F32, DT_I32, 1, {3, 0}, 6,   6,   4,  1, 1, 0, 0, 0},
+        {"f32 rank 3 full G2 D16",                  DT_F32, DT_F32, 1, {2, 0}, 14,  7,   16, 2, 0, 1, 0, 1},
+        {"f32 rank 4 causal G2 Tq<T segments D17",  DT_F32, DT_I32, 2, {2, 2}, 6,   5,   17, 2, 1, 1, 0, 0},
+        {"f32 rank 4 full G1 segments D17",         DT_F32, DT_I32, 2, {2, 2}, 9,   9,   17, 1, 0, 1, 0, 0},
+        {"f32 rank 4 causal G1 Tq<T segments D16",  DT_F32, DT_F32, 2, {2, 2}, 3,   5,   16, 1, 1, 1, 0, 1},
+        {"f32 rank 4 full G2 segments permuted q",  DT_F32, DT_I32, 2, {2, 2}, 16,  8,   16, 2, 0, 1, 1, 1},
+        {"f32 tiles rank 3 causal G2 segments D64", DT_F32, DT_I32, 1, {2, 0}, 300, 150, 64, 2, 1, 1, 0, 1},
+        {"f32 tiles rank 4 full G1 Tq<T D32",       DT_F32, DT_F32, 2, {2, 2}, 70,  200, 32, 1, 0, 1, 0, 1},
+        {"f32 tiles rank 3 causal G1 D16",          DT_F32, DT_I32, 1, {1, 0}, 130, 130, 16, 1, 1, 0, 0, 1},
+        {"f32 tiles rank 4 causal G7 Tq<T D64",     DT_F32, DT_I32, 2, {1, 2}, 63,  75,  64, 7, 1, 1, 0, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], i + 1);
     printf("  largest error relative to the output's largest magnitude: f64 %.3g, f32 %.3g\n", max_f64_rel, max_f32_rel);
