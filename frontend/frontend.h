@@ -193,6 +193,12 @@ typedef struct BuildOptions {
  * total at most 64 MiB. `rows` is one rank's. */
 void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block, int *attn_keep);
 
+/* 1 when `dpoc compile` builds attention as the `attention` op by default:
+ * every attention module's head_dim is a multiple of 16, so the op's f32
+ * kernels run in tiles on every x86 vector width (codegen/cg_attention_tiled.c;
+ * other widths would get its plain loops, slower than blocked attention) */
+int model_attn_fused_default(const ModelCfg *cfg);
+
 /* Builds the forward graph into g (initialised by the caller, normally
  * empty). BUILD_TRAIN outputs: loss (IR_OUT_LOSS), logps, logits_sum and,
  * for the online reference, ref_logps. BUILD_LOGPS outputs: logps and

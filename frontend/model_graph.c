@@ -567,3 +567,16 @@ void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, 
     int64_t seqs = model_row_len(cfg) > 0 ? rows / model_row_len(cfg) : 0;
     *attn_keep = 2 * layers * attn_score_bytes(cfg, seqs, *attn_block) <= whole_max;
 }
+
+int model_attn_fused_default(const ModelCfg *cfg) {
+    int any = 0;
+    for (int bi = 0; bi < cfg->nblocks; bi++)
+        for (int gi = 0; gi < cfg->blocks[bi].ngroups; gi++)
+            for (int mi = 0; mi < cfg->blocks[bi].groups[gi].nmods; mi++) {
+                const ModuleCfg *m = &cfg->blocks[bi].groups[gi].mods[mi];
+                if (m->kind != MOD_ATTENTION) continue;
+                if (m->head_dim % 16) return 0;
+                any = 1;
+            }
+    return any;
+}

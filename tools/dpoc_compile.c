@@ -40,12 +40,13 @@ typedef struct CompileArgs {
     int64_t vocab_chunk, attn_block;
     int no_remat; /* --no-remat: keep the norm and SiLU activations for the backward */
     int dense_head; /* --dense-head: head logits for every row, not only the loss-masked ones */
-    int attn_fused; /* --attn-fused: each layer's attention one op with its own backward */
+    int attn_fused;   /* --attn-fused: each layer's attention one op with its own backward */
+    int attn_blocked; /* --attn-blocked: attention as matmuls and a softmax in the graph */
     const char *attn_keep_s; /* --attn-keep 0|1 (default: auto) */
     int64_t attn_keep;
 } CompileArgs;
 
-enum { NGRAPHS = 4, NSHARED = 12 };
+enum { NGRAPHS = 4, NSHARED = 13 };
 static const char *const graph_names[NGRAPHS] = {"train_step", "logps", "prefill", "decode"};
 
 /* a whole number in [lo, 1<<24] (lo is 0 or 1; 0 means off); 0 or -1 after a message */
@@ -75,7 +76,8 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"no-remat", 0, OPT_FLAG, NULL, &a->no_remat, 0, "keep rmsnorm and SiLU activations instead of recomputing them in the backward"},
         {"attn-block", 0, OPT_STRING, &a->attn_block_s, NULL, 0, "attention in blocks of N query rows, each against the keys it may see (0: whole; default: auto)"},
         {"dense-head", 0, OPT_FLAG, NULL, &a->dense_head, 0, "compute the head for every position, not only where loss_mask is 1"},
-        {"attn-fused", 0, OPT_FLAG, NULL, &a->attn_fused, 0, "each layer's attention one op whose backward reads its output: no scores stored (plain-loop kernels: slower than the default for now)"},
+        {"attn-fused", 0, OPT_FLAG, NULL, &a->attn_fused, 0, "each layer's attention one op whose backward reads its output: no scores stored (default when every head_dim is a multiple of 16)"},
+        {"attn-blocked", 0, OPT_FLAG, NULL, &a->attn_blocked, 0, "attention as matmuls and a softmax in the graph, in query blocks (--attn-block, --attn-keep imply it)"},
         {"attn-keep", 0, OPT_STRING, &a->attn_keep_s, NULL, 0, "1: keep the attention blocks' scores for the backward; 0: recompute them there (default: auto, kept when they total <= 64 MiB)"},
         {"output", 'o', OPT_STRING, &a->out, NULL, 0, "write the step.so here"},
         {"emit-llvm", 0, OPT_STRING, &a->emit_llvm, NULL, 0, "write the LLVM IR (before optimisation) to FILE"},
@@ -276,12 +278,13 @@ static int compile_or_print(int argc, char **argv, int compile) {
         return 2;
     }
     if (!a.attn_block_s) a.attn_block = auto_ab;
-    if (a.attn_fused && (a.attn_block_s || a.attn_keep_s)) {
+    if (a.attn_fused && (a.attn_blocked || a.attn_block_s || a.attn_keep_s)) {
         fprintf(stderr, "dpoc %s: --%s: attention as one op (--attn-fused) has no blocks or kept scores to choose\n",
-                cmd, a.attn_block_s ? "attn-block" : "attn-keep");
+                cmd, a.attn_blocked ? "attn-blocked" : a.attn_block_s ? "attn-block" : "attn-keep");
         model_cfg_free(&cfg);
         return 2;
     }
+    if (!a.attn_fused && !a.attn_blocked && !a.attn_block_s && !a.attn_keep_s) a.attn_fused = model_attn_fused_default(&cfg);
     int64_t rank_pairs = cfg.pairs;
     cfg.pairs *= a.mesh_dp; /* the global micro-batch; the shard pass cuts out one rank's */
     for (; built < ng; built++)

@@ -86,6 +86,16 @@ check("--attn-keep=0 recomputes the blocks' scores in the backward, --attn-keep=
       not any(" recomputed" in l and "matmul" in l for l in pk.stdout.splitlines()),
       pk.stderr + pr.stderr)
 
+# the form of attention: one `attention` op by default (tiny's head_dim 16 is a multiple of 16), matmuls and a
+# softmax with --attn-blocked or when blocks are asked for
+pd = run("ir", tiny)
+pb = run("ir", tiny, "--attn-blocked")
+pa = run("ir", tiny, "--attn-block=3")
+check("attention is one op by default, matmuls with --attn-blocked or --attn-block",
+      pd.returncode == 0 and pb.returncode == 0 and pa.returncode == 0 and "= attention %" in pd.stdout and
+      "= attention_grad %" in pd.stdout and "= attention" not in pb.stdout and "= attention" not in pa.stdout,
+      pd.stderr + pb.stderr + pa.stderr)
+
 # usage errors: status 2, a message, nothing written
 bad = work / "bad.so"
 for args, msg in [
@@ -96,6 +106,8 @@ for args, msg in [
     (["compile", tiny, "-o"], "needs a value"),
     (["compile", tiny, "-o", str(bad), "--plan-only"], "--plan-only writes nothing"),
     (["compile", tiny, "-o", str(bad), "--attn-keep", "2"], "--attn-keep '2': expected 0 (recompute) or 1 (keep)"),
+    (["compile", tiny, "-o", str(bad), "--attn-fused", "--attn-blocked"], "--attn-blocked: attention as one op"),
+    (["compile", tiny, "-o", str(bad), "--attn-fused", "--attn-block", "4"], "--attn-block: attention as one op"),
     (["ir", tiny, "-o", str(bad)], "unknown option '-o'"),
     (["frobnicate"], "unknown command 'frobnicate'"),
 ]:
