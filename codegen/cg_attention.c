@@ -1,6 +1,10 @@
-/* cg_attention.c — the attention and attention_grad kernels (ops.def).
+/* cg_attention.c — the attention and attention_grad kernels (ops.def):
+ * the geometry both kernel forms share (cg_attention.h), and the plain
+ * loops, used for f64 (gradient checks) and head widths that are not a
+ * multiple of the vector width; f32 otherwise runs in tiles through the
+ * GEMM micro-kernel (cg_attention_tiled.c).
  *
- * Both are plain loops around the element evaluator: every operand (q, k,
+ * The plain kernels are loops around the element evaluator: every operand (q, k,
  * v, the segments, and for the gradient the attention's result and its
  * gradient) is read with cg_eval, so it may be stored or computed inline.
  * The operations and their order are those of the reference interpreter

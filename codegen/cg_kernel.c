@@ -36,9 +36,10 @@
  *  - scatter_add_rows: work = destination rows. The range's rows start at
  *    zero; one pass over the ids adds every source row i whose id falls in
  *    the range to its row, so each row adds its sources in increasing i.
- *  - attention and attention_grad: cg_attention.c (work = query rows, and
- *    whole batch entries for the gradient, whose dk and dv rows every query
- *    row of the entry adds to).
+ *  - attention and attention_grad: cg_attention.c and, tiled,
+ *    cg_attention_tiled.c (work = query rows, or blocks of them when tiled,
+ *    and whole batch entries for the gradient, whose dk and dv rows every
+ *    query row of the entry adds to).
  *
  * So no result depends on how the runtime splits the range. cg_emit_kernel
  * handles one call: it builds the kernel's signature (which also checks
