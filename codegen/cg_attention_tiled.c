@@ -26,7 +26,9 @@
  * sees no key, as in the plain kernel).
  *
  * Backward, one work unit per batch entry (dk and dv of a key gather every
- * query's share): dk and dv accumulate in an entry scratch [Tp, D]. Per
+ * query's share): dk and dv accumulate in the output's own rows (zeroed
+ * first), except a last tile that T cuts short, whose rows accumulate in
+ * a tile scratch copied out at the end, so scratch does not grow with T. Per
  * query block: q and the output gradient's rows copied and transposed,
  * D_r = g_r . o_r, the log-sum-exp and its gradient read once; per key tile
  * S^T = K Q^T and dP^T = V G^T, P = exp(S - lse) on the visible keys (0
@@ -43,8 +45,6 @@
 
 #include "cg_attention.h"
 #include "cg_gemm.h"
-
-enum { ATTN_STACK_MAX = 4 << 20 }; /* bytes of the gradient's entry scratch */
 
 /* the tiling of one attention node */
 typedef struct AttnTiles {
@@ -81,10 +81,6 @@ static int tiles_of(Cg *c, const IrGraph *g, int32_t root, AttnTiles *t) {
     t->rem_r = (int)(t->Br % mr);
     t->rem_c = (int)(t->Bc % mr);
     t->nblk = (a.M + t->Br - 1) / t->Br;
-    if (n->op == OP_ATTENTION_GRAD) {
-        int64_t Tp = (a.T + t->Bc - 1) / t->Bc * t->Bc;
-        if (2 * Tp * a.D * 4 > ATTN_STACK_MAX) return 0;
-    }
     return 1;
 }
 
@@ -384,7 +380,7 @@ static void emit_backward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVM
     const IrNode *n = ir_node(k->g, k->root);
     const int32_t out = n->in[4], grad = n->in[5];
     const int64_t D = a->D, M = a->M, T = a->T, Br = t->Br, Bc = t->Bc, nr = t->cfg.nr, nrd = t->cfg_d.nr;
-    const int64_t Tp = (T + Bc - 1) / Bc * Bc;
+    const int64_t Tfull = T / Bc * Bc; /* keys in whole tiles */
     const int vw = t->cfg.vw;
     LLVMTypeRef sty = cg_type(c, (IrDType)ir_node(k->g, a->seg)->dtype);
     LLVMValueRef Qs = cg_stack_f32(k, Br * D, "qs"), Gs = cg_stack_f32(k, Br * D, "gs");
@@ -393,7 +389,7 @@ static void emit_backward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVM
     LLVMValueRef Ks = cg_stack_f32(k, Bc * D, "ks"), Vs = cg_stack_f32(k, Bc * D, "vs");
     LLVMValueRef Kn = nrd == D ? Ks : cg_stack_f32(k, Bc * D, "kn");
     LLVMValueRef ST = cg_stack_f32(k, Bc * Br, "pt"), dST = cg_stack_f32(k, Bc * Br, "dst");
-    LLVMValueRef dQs = cg_stack_f32(k, Br * D, "dq"), dK = cg_stack_f32(k, Tp * D, "dk"), dV = cg_stack_f32(k, Tp * D, "dv");
+    LLVMValueRef dQs = cg_stack_f32(k, Br * D, "dq"), dKt = cg_stack_f32(k, Bc * D, "dkt"), dVt = cg_stack_f32(k, Bc * D, "dvt");
     LLVMValueRef rowD = cg_stack_f32(k, Br, "drow"), rowL = cg_stack_f32(k, Br, "lse"), rowG = cg_stack_f32(k, Br, "glse");
     LLVMValueRef lim = stack_array(k, c->i64, Br), segq = stack_array(k, sty, Br), segk = stack_array(k, sty, Bc);
     LLVMValueRef dot = cg_entry_alloca(k, c->f32);
@@ -407,8 +403,14 @@ static void emit_backward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVM
     LLVMValueRef kvrow0 = imul(c, e.iv, cg_i64(c, T));
     LLVMValueRef seg_base = imul(c, LLVMBuildUDiv(b, e.iv, cg_i64(c, a->per_seg_row), ""), cg_i64(c, T));
     LLVMValueRef block = imul(c, e.iv, cg_i64(c, (M + 2 * T) * D));
-    fill(c, dK, Tp * D, 0.0, vw);
-    fill(c, dV, Tp * D, 0.0, vw);
+    LLVMValueRef dk_base = iadd(c, block, cg_i64(c, M * D)), dv_base = iadd(c, dk_base, cg_i64(c, T * D));
+    cg_for_begin(c, &d, zero, cg_i64(c, 2 * T * D), "dkvzero");
+    cg_store(k, fconst(c, 0.0), at(c, k->out_ptr, iadd(c, dk_base, d.iv)));
+    cg_for_end(c, &d); /* LLVM makes it a memset (a vectorise hint would warn) */
+    if (Tfull < T) {
+        fill(c, dKt, Bc * D, 0.0, vw);
+        fill(c, dVt, Bc * D, 0.0, vw);
+    }
 
     cg_for_begin(c, &ib, zero, cg_i64(c, t->nblk), "qblk");
     LLVMValueRef r0 = imul(c, ib.iv, cg_i64(c, Br));
@@ -467,9 +469,11 @@ static void emit_backward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVM
     cg_for_end_vector(c, &q, vw);
     cg_for_end(c, &j);
     /* dV += P^T G, dK += dS^T Q (the tile's key rows), dQ += dS K */
-    LLVMValueRef dkv = imul(c, j0, cg_i64(c, D));
-    ukr_grid(c, t, ud, ud_rem_c, t->rem_c, Bc, ST, Br, 1, Gn, D / nrd, Br * nrd, nrd, cg_i64(c, Br), at(c, dV, dkv), D, 1);
-    ukr_grid(c, t, ud, ud_rem_c, t->rem_c, Bc, dST, Br, 1, Qn, D / nrd, Br * nrd, nrd, cg_i64(c, Br), at(c, dK, dkv), D, 1);
+    LLVMValueRef whole = ilt(c, j0, cg_i64(c, Tfull)), dkv = imul(c, j0, cg_i64(c, D));
+    LLVMValueRef dVp = LLVMBuildSelect(b, whole, at(c, k->out_ptr, iadd(c, dv_base, dkv)), dVt, "");
+    LLVMValueRef dKp = LLVMBuildSelect(b, whole, at(c, k->out_ptr, iadd(c, dk_base, dkv)), dKt, "");
+    ukr_grid(c, t, ud, ud_rem_c, t->rem_c, Bc, ST, Br, 1, Gn, D / nrd, Br * nrd, nrd, cg_i64(c, Br), dVp, D, 1);
+    ukr_grid(c, t, ud, ud_rem_c, t->rem_c, Bc, dST, Br, 1, Qn, D / nrd, Br * nrd, nrd, cg_i64(c, Br), dKp, D, 1);
     ukr_grid(c, t, ud, ud_rem_r, t->rem_r, Br, dST, 1, Br, Kn, D / nrd, Bc * nrd, nrd, cg_i64(c, Bc), dQs, D, 1);
     cg_for_end(c, &jt);
 
@@ -483,12 +487,14 @@ static void emit_backward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVM
     cg_for_end(c, &q);
     cg_for_end(c, &ib);
 
-    /* dk and dv rows */
-    LLVMValueRef dk_base = iadd(c, block, cg_i64(c, M * D));
-    cg_for_begin(c, &d, zero, cg_i64(c, T * D), "dkvout");
-    cg_store(k, ld(c, at(c, dK, d.iv)), at(c, k->out_ptr, iadd(c, dk_base, d.iv)));
-    cg_store(k, ld(c, at(c, dV, d.iv)), at(c, k->out_ptr, iadd(c, iadd(c, dk_base, cg_i64(c, T * D)), d.iv)));
-    cg_for_end_vector(c, &d, vw);
+    /* the short last tile's dk and dv rows */
+    if (Tfull < T) {
+        cg_for_begin(c, &d, zero, cg_i64(c, (T - Tfull) * D), "dkvout");
+        LLVMValueRef o = iadd(c, cg_i64(c, Tfull * D), d.iv);
+        cg_store(k, ld(c, at(c, dKt, d.iv)), at(c, k->out_ptr, iadd(c, dk_base, o)));
+        cg_store(k, ld(c, at(c, dVt, d.iv)), at(c, k->out_ptr, iadd(c, dv_base, o)));
+        cg_for_end(c, &d); /* two memcpys for LLVM */
+    }
     cg_for_end(c, &e);
 }
 
