@@ -18,7 +18,8 @@
  * (A transposed: rs 1, cs Br).
  *
  * Forward, one work unit per (batch entry, query block): per key tile (up
- * to the last key a causal block sees) the tile's k and v rows are copied
+ * to the last key a causal block sees; a tile no query of the block may
+ * see by segment is skipped, tile_hidden) the tile's k and v rows are copied
  * (zero past T), S^T = K Q^T, hidden scores become -inf, each query's tile
  * max joins its running max m, P = exp(s - m), l = l exp(m_old - m) + sum P,
  * the output accumulator's row is rescaled by the same factor and O += P V.
@@ -253,6 +254,35 @@ static LLVMValueRef visible(CgKern *k, const AttnGeom *a, LLVMValueRef jj, LLVMV
     return LLVMBuildAnd(b, ilt(c, jj, lq), same, "vis");
 }
 
+/* i1: no query of the block sees any key of the tile: the tile's keys all
+ * have one segment s != 0 and no query row of the block has s (a packed
+ * row's second response against the first's keys). Such a tile is skipped:
+ * computing it would add nothing but zeros. */
+static LLVMValueRef tile_hidden(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVMValueRef segk, LLVMValueRef segq,
+                                LLVMTypeRef sty, LLVMValueRef nvalid, LLVMValueRef rows) {
+    Cg *c = k->c;
+    LLVMBuilderRef b = c->b;
+    IrDType sdt = (IrDType)ir_node(k->g, a->seg)->dtype;
+    int fl = ir_dtype_is_float(sdt);
+    LLVMValueRef flag = cg_entry_alloca(k, c->i1);
+    LLVMValueRef s0 = LLVMBuildLoad2(b, sty, cg_gep(c, sty, segk, cg_i64(c, 0)), "");
+    LLVMValueRef zero = cg_const(c, sdt, 0.0);
+    /* flag: some key is 0 or differs from the first, or some query has its segment */
+    LLVMBuildStore(b, fl ? LLVMBuildFCmp(b, LLVMRealOEQ, s0, zero, "") : LLVMBuildICmp(b, LLVMIntEQ, s0, zero, ""), flag);
+    CgFor j, q;
+    cg_for_begin(c, &j, cg_i64(c, 1), cg_smin(c, nvalid, cg_i64(c, t->Bc)), "tsk");
+    LLVMValueRef sk = LLVMBuildLoad2(b, sty, cg_gep(c, sty, segk, j.iv), "");
+    LLVMValueRef ne = fl ? LLVMBuildFCmp(b, LLVMRealUNE, sk, s0, "") : LLVMBuildICmp(b, LLVMIntNE, sk, s0, "");
+    LLVMBuildStore(b, LLVMBuildOr(b, LLVMBuildLoad2(b, c->i1, flag, ""), ne, ""), flag);
+    cg_for_end(c, &j);
+    cg_for_begin(c, &q, cg_i64(c, 0), rows, "tsq");
+    LLVMValueRef sq = LLVMBuildLoad2(b, sty, cg_gep(c, sty, segq, q.iv), "");
+    LLVMValueRef eq = fl ? LLVMBuildFCmp(b, LLVMRealOEQ, sq, s0, "") : LLVMBuildICmp(b, LLVMIntEQ, sq, s0, "");
+    LLVMBuildStore(b, LLVMBuildOr(b, LLVMBuildLoad2(b, c->i1, flag, ""), eq, ""), flag);
+    cg_for_end(c, &q);
+    return LLVMBuildNot(b, LLVMBuildLoad2(b, c->i1, flag, ""), "hidden");
+}
+
 static void fill(Cg *c, LLVMValueRef p, int64_t n, double v, int vw) {
     CgFor i;
     cg_for_begin(c, &i, cg_i64(c, 0), cg_i64(c, n), "fill");
@@ -282,6 +312,7 @@ static void emit_forward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVMV
     Ukr ud = ukr_of(c, &t->cfg_d, t->cfg.mr), ud_rem = t->rem_r ? ukr_of(c, &t->cfg_d, t->rem_r) : ud;
     LLVMValueRef neg_inf = fconst(c, -__builtin_inf()), zero = cg_i64(c, 0);
     CgFor w, jt, j, q, d;
+    LLVMBasicBlockRef join;
 
     cg_for_begin(c, &w, begin, end, "blk");
     LLVMValueRef e = LLVMBuildUDiv(b, w.iv, cg_i64(c, t->nblk), "");
@@ -301,10 +332,11 @@ static void emit_forward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVMV
     cg_for_begin(c, &jt, zero, ntile, "tile");
     LLVMValueRef j0 = imul(c, jt.iv, cg_i64(c, Bc));
     LLVMValueRef kv0 = imul(c, iadd(c, kvrow0, j0), cg_i64(c, D)), nvalid = LLVMBuildNSWSub(b, cg_i64(c, a->T), j0, "");
+    load_key_segments(k, a, t, segk, sty, seg_base, j0);
+    cg_if_begin(c, LLVMBuildNot(b, tile_hidden(k, a, t, segk, segq, sty, nvalid, rows), ""), &join);
     copy_rows(k, Ks, a->k, kv0, D, nvalid, Bc, D, vw);
     copy_rows(k, Vs, a->v, kv0, D, nvalid, Bc, D, vw);
     if (nrd != D) panel_rows(c, Vp, Vs, Bc, D, (int)nrd, vw);
-    load_key_segments(k, a, t, segk, sty, seg_base, j0);
     /* S^T = K Q^T */
     ukr_grid(c, t, us, us_rem, t->rem_c, Bc, Ks, D, 1, QT, Br / nr, D * nr, nr, cg_i64(c, D), ST, Br, 0);
     /* hidden scores to -inf; each query's tile max */
@@ -355,6 +387,7 @@ static void emit_forward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVMV
     cg_for_end(c, &q);
     /* O += P V, P read from S^T transposed */
     ukr_grid(c, t, ud, ud_rem, t->rem_r, Br, ST, 1, Br, Vp, D / nrd, Bc * nrd, nrd, cg_i64(c, Bc), O, D, 1);
+    cg_if_end(c, join);
     cg_for_end(c, &jt);
 
     /* o = O / l; column D: m + log l (-inf, and a zero row, when no key is visible) */
@@ -398,6 +431,7 @@ static void emit_backward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVM
     Ukr ud_rem_c = t->rem_c ? ukr_of(c, &t->cfg_d, t->rem_c) : ud, ud_rem_r = t->rem_r ? ukr_of(c, &t->cfg_d, t->rem_r) : ud;
     LLVMValueRef zero = cg_i64(c, 0);
     CgFor e, ib, jt, j, q, d;
+    LLVMBasicBlockRef join;
 
     cg_for_begin(c, &e, begin, end, "entry");
     LLVMValueRef kvrow0 = imul(c, e.iv, cg_i64(c, T));
@@ -446,10 +480,11 @@ static void emit_backward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVM
     cg_for_begin(c, &jt, zero, ntile, "tile");
     LLVMValueRef j0 = imul(c, jt.iv, cg_i64(c, Bc));
     LLVMValueRef kv0 = imul(c, iadd(c, kvrow0, j0), cg_i64(c, D)), nvalid = LLVMBuildNSWSub(b, cg_i64(c, T), j0, "");
+    load_key_segments(k, a, t, segk, sty, seg_base, j0);
+    cg_if_begin(c, LLVMBuildNot(b, tile_hidden(k, a, t, segk, segq, sty, nvalid, rows), ""), &join);
     copy_rows(k, Ks, a->k, kv0, D, nvalid, Bc, D, vw);
     copy_rows(k, Vs, a->v, kv0, D, nvalid, Bc, D, vw);
     if (nrd != D) panel_rows(c, Kn, Ks, Bc, D, (int)nrd, vw);
-    load_key_segments(k, a, t, segk, sty, seg_base, j0);
     /* S^T = K Q^T, dP^T = V G^T */
     ukr_grid(c, t, us, us_rem, t->rem_c, Bc, Ks, D, 1, QT, Br / nr, D * nr, nr, cg_i64(c, D), ST, Br, 0);
     ukr_grid(c, t, us, us_rem, t->rem_c, Bc, Vs, D, 1, GT, Br / nr, D * nr, nr, cg_i64(c, D), dST, Br, 0);
@@ -475,6 +510,7 @@ static void emit_backward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVM
     ukr_grid(c, t, ud, ud_rem_c, t->rem_c, Bc, ST, Br, 1, Gn, D / nrd, Br * nrd, nrd, cg_i64(c, Br), dVp, D, 1);
     ukr_grid(c, t, ud, ud_rem_c, t->rem_c, Bc, dST, Br, 1, Qn, D / nrd, Br * nrd, nrd, cg_i64(c, Br), dKp, D, 1);
     ukr_grid(c, t, ud, ud_rem_r, t->rem_r, Br, dST, 1, Br, Kn, D / nrd, Bc * nrd, nrd, cg_i64(c, Bc), dQs, D, 1);
+    cg_if_end(c, join);
     cg_for_end(c, &jt);
 
     /* the block's dq rows (a copy: LLVM makes it a memcpy, so no vectorise hint) */

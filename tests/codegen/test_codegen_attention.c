@@ -12,7 +12,9 @@
  * i32 and float segments, and D = 4, 16 and 17; and, for the tiled f32
  * kernels (cg_attention_tiled.c), sizes that take several query blocks and
  * key tiles with partial last ones (and one case without), D = 16, 32 and
- * 64, blocks that straddle two groups. A case marked tiled must have run
+ * 64, blocks that straddle two groups, and responses long enough that
+ * whole key tiles of one are hidden from whole query blocks of the other
+ * (the tiles the kernels skip). A case marked tiled must have run
  * there: its forward call's work units are query blocks, fewer than its
  * query rows.
  *
@@ -395,6 +397,7 @@ int main(void) {
         {"f32 tiles rank 3 causal G1 D16",          DT_F32, DT_I32, 1, {1, 0}, 130, 130, 16, 1, 1, 0, 0, 1},
         {"f32 tiles rank 4 causal G7 Tq<T D64",     DT_F32, DT_I32, 2, {1, 2}, 63,  75,  64, 7, 1, 1, 0, 1},
         {"f32 tiles rank 3 full G1 whole tiles D32", DT_F32, DT_I32, 1, {1, 0}, 128, 128, 32, 1, 0, 1, 0, 1},
+        {"f32 tiles rank 3 causal G1 two responses D32", DT_F32, DT_I32, 1, {1, 0}, 400, 400, 32, 1, 1, 1, 0, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], i + 1);
     printf("  largest error relative to the output's largest magnitude: f64 %.3g, f32 %.3g\n", max_f64_rel, max_f32_rel);
