@@ -32,7 +32,7 @@
  * a tile scratch copied out at the end, so scratch does not grow with T. Per
  * query block: q and the output gradient's rows copied and transposed,
  * D_r = g_r . o_r, the log-sum-exp and its gradient read once; per key tile
- * S^T = K Q^T and dP^T = V G^T, P = exp(S - lse) on the visible keys (0
+ * (the same tiles as the forward's) S^T = K Q^T and dP^T = V G^T, P = exp(S - lse) on the visible keys (0
  * elsewhere), dS = P (dP - D_r + g_lse), then dV += P^T G, dK += dS^T Q
  * and dQ += dS K (block scratch, written after the block's last tile).
  *
