@@ -290,7 +290,6 @@ static void fill(Cg *c, LLVMValueRef p, int64_t n, double v, int vw) {
     cg_for_end_vector(c, &i, vw);
 }
 
-
 /* an i64 or segment-typed stack array of n elements */
 static LLVMValueRef stack_array(CgKern *k, LLVMTypeRef t, int64_t n) { return cg_entry_alloca(k, LLVMArrayType2(t, (uint64_t)n)); }
 
