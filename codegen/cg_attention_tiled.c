@@ -67,9 +67,7 @@ static int64_t tile_len(int64_t from, int nr, int mr) {
 
 static int tiles_of(Cg *c, const IrGraph *g, int32_t root, AttnTiles *t) {
     const IrNode *n = ir_node(g, root);
-    if (n->dtype != DT_F32 || (n->op != OP_ATTENTION && n->op != OP_ATTENTION_GRAD)) return 0;
-    const char *off = getenv("DPOC_NO_GEMM");
-    if (off && *off && strcmp(off, "0") != 0) return 0;
+    if (n->dtype != DT_F32 || (n->op != OP_ATTENTION && n->op != OP_ATTENTION_GRAD) || cg_gemm_off()) return 0;
     AttnGeom a = cg_attn_geom_of(c, g, root);
     memset(t, 0, sizeof *t);
     cg_gemm_config(c->features, &t->cfg);
@@ -290,6 +288,36 @@ static void fill(Cg *c, LLVMValueRef p, int64_t n, double v, int vw) {
     cg_for_end_vector(c, &i, vw);
 }
 
+/* what a key tile's opening reads and writes (both kernels): the block's
+ * transposed queries and limits, the tile's scratch */
+typedef struct KeyTile {
+    LLVMValueRef QT, segq, rows;    /* the block: Q^T panels, per-query segments, valid rows */
+    LLVMValueRef Ks, Vs, segk, ST;  /* the tile: k and v rows, key segments, S^T */
+    LLVMTypeRef sty;                /* the segments' type */
+    LLVMValueRef kvrow0, seg_base;  /* the batch entry's first k/v row, its segments row */
+} KeyTile;
+
+/* Opens the loop over key tiles [0, ntile) and, inside it, the branch
+ * taken unless tile_hidden: the tile's k and v rows copied (zero past T)
+ * and S^T = K Q^T. Returns j0, the tile's first key; the caller closes
+ * with cg_if_end(join) and cg_for_end(jt). */
+static LLVMValueRef key_tile_begin(CgKern *k, const AttnGeom *a, const AttnTiles *t, const KeyTile *kt,
+                                   LLVMValueRef ntile, CgFor *jt, LLVMBasicBlockRef *join, Ukr us, Ukr us_rem) {
+    Cg *c = k->c;
+    const int64_t D = a->D, Bc = t->Bc, Br = t->Br, nr = t->cfg.nr;
+    cg_for_begin(c, jt, cg_i64(c, 0), ntile, "tile");
+    LLVMValueRef j0 = imul(c, jt->iv, cg_i64(c, Bc));
+    LLVMValueRef kv0 = imul(c, iadd(c, kt->kvrow0, j0), cg_i64(c, D));
+    LLVMValueRef nvalid = LLVMBuildNSWSub(c->b, cg_i64(c, a->T), j0, "");
+    load_key_segments(k, a, t, kt->segk, kt->sty, kt->seg_base, j0);
+    LLVMValueRef hidden = tile_hidden(k, a, t, kt->segk, kt->segq, kt->sty, nvalid, kt->rows);
+    cg_if_begin(c, LLVMBuildNot(c->b, hidden, ""), join);
+    copy_rows(k, kt->Ks, a->k, kv0, D, nvalid, Bc, D, t->cfg.vw);
+    copy_rows(k, kt->Vs, a->v, kv0, D, nvalid, Bc, D, t->cfg.vw);
+    ukr_grid(c, t, us, us_rem, t->rem_c, Bc, kt->Ks, D, 1, kt->QT, Br / nr, D * nr, nr, cg_i64(c, D), kt->ST, Br, 0);
+    return j0;
+}
+
 /* an i64 or segment-typed stack array of n elements */
 static LLVMValueRef stack_array(CgKern *k, LLVMTypeRef t, int64_t n) { return cg_entry_alloca(k, LLVMArrayType2(t, (uint64_t)n)); }
 
@@ -328,16 +356,9 @@ static void emit_forward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVMV
     fill(c, O, Br * D, 0.0, vw);
     LLVMValueRef ntile = cg_gemm_ceil_div(c, block_key_hi(c, a, r0, rows), cg_i64(c, Bc));
 
-    cg_for_begin(c, &jt, zero, ntile, "tile");
-    LLVMValueRef j0 = imul(c, jt.iv, cg_i64(c, Bc));
-    LLVMValueRef kv0 = imul(c, iadd(c, kvrow0, j0), cg_i64(c, D)), nvalid = LLVMBuildNSWSub(b, cg_i64(c, a->T), j0, "");
-    load_key_segments(k, a, t, segk, sty, seg_base, j0);
-    cg_if_begin(c, LLVMBuildNot(b, tile_hidden(k, a, t, segk, segq, sty, nvalid, rows), ""), &join);
-    copy_rows(k, Ks, a->k, kv0, D, nvalid, Bc, D, vw);
-    copy_rows(k, Vs, a->v, kv0, D, nvalid, Bc, D, vw);
+    KeyTile kt = {QT, segq, rows, Ks, Vs, segk, ST, sty, kvrow0, seg_base};
+    LLVMValueRef j0 = key_tile_begin(k, a, t, &kt, ntile, &jt, &join, us, us_rem); /* ... S^T = K Q^T */
     if (nrd != D) panel_rows(c, Vp, Vs, Bc, D, (int)nrd, vw);
-    /* S^T = K Q^T */
-    ukr_grid(c, t, us, us_rem, t->rem_c, Bc, Ks, D, 1, QT, Br / nr, D * nr, nr, cg_i64(c, D), ST, Br, 0);
     /* hidden scores to -inf; each query's tile max */
     fill(c, tmax, Br, -__builtin_inf(), vw);
     cg_for_begin(c, &j, zero, cg_i64(c, Bc), "kmax");
@@ -476,16 +497,10 @@ static void emit_backward(CgKern *k, const AttnGeom *a, const AttnTiles *t, LLVM
     fill(c, dQs, Br * D, 0.0, vw);
     LLVMValueRef ntile = cg_gemm_ceil_div(c, block_key_hi(c, a, r0, rows), cg_i64(c, Bc));
 
-    cg_for_begin(c, &jt, zero, ntile, "tile");
-    LLVMValueRef j0 = imul(c, jt.iv, cg_i64(c, Bc));
-    LLVMValueRef kv0 = imul(c, iadd(c, kvrow0, j0), cg_i64(c, D)), nvalid = LLVMBuildNSWSub(b, cg_i64(c, T), j0, "");
-    load_key_segments(k, a, t, segk, sty, seg_base, j0);
-    cg_if_begin(c, LLVMBuildNot(b, tile_hidden(k, a, t, segk, segq, sty, nvalid, rows), ""), &join);
-    copy_rows(k, Ks, a->k, kv0, D, nvalid, Bc, D, vw);
-    copy_rows(k, Vs, a->v, kv0, D, nvalid, Bc, D, vw);
+    KeyTile kt = {QT, segq, rows, Ks, Vs, segk, ST, sty, kvrow0, seg_base};
+    LLVMValueRef j0 = key_tile_begin(k, a, t, &kt, ntile, &jt, &join, us, us_rem); /* ... S^T = K Q^T */
     if (nrd != D) panel_rows(c, Kn, Ks, Bc, D, (int)nrd, vw);
-    /* S^T = K Q^T, dP^T = V G^T */
-    ukr_grid(c, t, us, us_rem, t->rem_c, Bc, Ks, D, 1, QT, Br / nr, D * nr, nr, cg_i64(c, D), ST, Br, 0);
+    /* dP^T = V G^T */
     ukr_grid(c, t, us, us_rem, t->rem_c, Bc, Vs, D, 1, GT, Br / nr, D * nr, nr, cg_i64(c, D), dST, Br, 0);
     /* P and dS on the visible keys, 0 elsewhere */
     cg_for_begin(c, &j, zero, cg_i64(c, Bc), "pk");

@@ -80,8 +80,9 @@
  * (..._maskrows, ..._maskk) take the mask as a 13th argument; A is never
  * read in place under a contraction mask. They never have an epilogue.
  *
- * DPOC_NO_GEMM=1 in the compiler's environment sends f32 matmuls back to
- * the plain loop of cg_kernel.c (a debugging and benchmarking switch).
+ * DPOC_NO_GEMM=1 in the compiler's environment (cg_gemm_off) sends f32
+ * matmuls back to the plain loop of cg_kernel.c and attention back to
+ * cg_attention.c's plain loops (a debugging and benchmarking switch).
  */
 #include "cg_gemm.h"
 
@@ -117,11 +118,14 @@ void cg_gemm_config(const char *features, CgGemmCfg *cfg) {
     cfg->nc_max = (512 * 1024 / 4 / cfg->kc) / cfg->nr * cfg->nr;
 }
 
+int cg_gemm_off(void) {
+    const char *off = getenv("DPOC_NO_GEMM");
+    return off && *off && strcmp(off, "0") != 0;
+}
+
 int cg_gemm_applies(const IrGraph *g, int32_t root) {
     const IrNode *n = ir_node(g, root);
-    if (!ir_op_is_matmul(n->op) || n->dtype != DT_F32) return 0;
-    const char *off = getenv("DPOC_NO_GEMM");
-    if (off && *off && strcmp(off, "0") != 0) return 0;
+    if (!ir_op_is_matmul(n->op) || n->dtype != DT_F32 || cg_gemm_off()) return 0;
     const IrNode *a = ir_node(g, n->in[0]);
     int r = n->ndim;
     int64_t K = n->attr[0] ? a->shape[r - 2] : a->shape[r - 1];

@@ -47,6 +47,8 @@ typedef struct CgGemmDims {
 
 /* tile shape for a target feature string ("+avx2,+fma,-avx512f,..."; NULL: SSE only) */
 void cg_gemm_config(const char *features, CgGemmCfg *cfg);
+/* 1 when DPOC_NO_GEMM (set and not "0") turns the micro-kernel paths off */
+int cg_gemm_off(void);
 /* 1 when the matmul at root goes through cg_emit_gemm */
 int cg_gemm_applies(const IrGraph *g, int32_t root);
 void cg_gemm_dims(const CgGemmCfg *cfg, const IrGraph *g, int32_t root, CgGemmDims *d);
