@@ -98,6 +98,7 @@ typedef struct Gb {
                            prompt then the chosen and the rejected response; pos and seg are read */
     int32_t pos, seg;   /* packed: the inputs `positions` and `segments` [S, T] (i32) */
     int attn_fused;     /* attention as one `attention` op per layer (BuildOptions.attn_fused) */
+    int head_keep;      /* the chunked head keeps each chunk's logits; only the exps are recomputed */
 } Gb;
 
 /* The module builders of model_graph.c, stamped with the current location:

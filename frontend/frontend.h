@@ -183,6 +183,8 @@ typedef struct BuildOptions {
     int attn_fused;      /* each layer's attention one `attention` op (ir/ops.def) whose backward
                             (`attention_grad`) reads its output and log-sum-exp: no score tensor is
                             ever stored (attn_block and attn_keep do not apply) */
+    int head_keep;       /* with vocab_chunk: keep each chunk's logits for the backward, which then
+                            recomputes only their exps (elementwise), not the chunk's matmul */
 } BuildOptions;
 
 /* The chunk sizes `dpoc compile` picks when not told (docs/passes.md
@@ -190,8 +192,12 @@ typedef struct BuildOptions {
  * the whole [rows, vocab] would exceed 64 MiB, attention in blocks of 256
  * query rows when the sequence is longer than 256, the blocks' scores kept
  * for the backward (*attn_keep = 1) when two score-sized tensors per layer
- * total at most 64 MiB. `rows` is one rank's. */
-void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block, int *attn_keep);
+ * total at most 64 MiB; a chunked head's logits kept for the backward
+ * (*head_keep = 1; a whole head keeps them anyway) when the f32 [rows, vocab] is at most half the f32
+ * parameters (an eighth of what the parameters, their gradients and the two
+ * AdamW moments hold). `rows` is one rank's. */
+void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block, int *attn_keep,
+                       int *head_keep);
 
 /* 1 when `dpoc compile` builds attention as the `attention` op by default:
  * every attention module's head_dim is a multiple of 16, so the op's f32

@@ -27,7 +27,10 @@
  * chunks combine as lse = M + log sum_c e_c exp(m_c - M) with M the largest
  * m_c. W_c and the chunk's logits are flagged IR_F_REMAT, so autodiff
  * recomputes them chunk by chunk in the backward and no [rows, vocab] tensor
- * is ever alive. Blocked attention (BuildOptions.attn_block) does the same
+ * is ever alive. With BuildOptions.head_keep the logits are kept instead
+ * and only their shift by the row max is flagged: the backward recomputes
+ * the exps (elementwise, fused into its readers) but not the chunk's
+ * matmul, for [rows, vocab] of memory. Blocked attention (BuildOptions.attn_block) does the same
  * per block of query rows: each block meets only the keys up to its last
  * row (causal), its own rows of the softmax are complete, the blocks'
  * outputs are concatenated, and the scores and the key/value prefixes are
@@ -370,9 +373,12 @@ static int32_t seq_logps_chunked(Gb *b, int32_t x, int32_t w, int32_t targets, i
     int nc = 0;
     for (int64_t v0 = 0; v0 < V; v0 += b->vchunk, nc++) {
         int64_t v1 = v0 + b->vchunk < V ? v0 + b->vchunk : V, cs[2] = {N, v1 - v0};
-        int32_t sc = remat(g, head_matmul(b, x, remat(g, ir_slice(g, w, 0, v0, v1)), hrows)); /* [N, n] */
+        int32_t sc = head_matmul(b, x, remat(g, ir_slice(g, w, 0, v0, v1)), hrows); /* [N, n] */
+        if (!b->head_keep) sc = remat(g, sc);
         mc[nc] = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, sc, 1));
-        ec[nc] = ir_reduce(g, OP_REDUCE_SUM, ir_unary(g, OP_EXP, ir_sub(g, sc, ir_bcast_to(g, mc[nc], sc))), 1);
+        int32_t sh = ir_sub(g, sc, ir_bcast_to(g, mc[nc], sc));
+        if (b->head_keep) sh = remat(g, sh); /* the logits are kept, their exps recomputed */
+        ec[nc] = ir_reduce(g, OP_REDUCE_SUM, ir_unary(g, OP_EXP, sh), 1);
         M = M < 0 ? mc[nc] : ir_binary(g, OP_MAX, M, mc[nc]);
         int32_t col = ir_iota(g, 1, b->dt, 2, cs);
         col = ir_add(g, col, cnst(b, (double)v0, col));
@@ -440,7 +446,7 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
     Gb b = {cfg, g, dt, S, T, S * T, cfg->hidden_size, cfg->vocab_size, "", IR_PARAM_TRAINABLE,
             opt ? opt->vocab_chunk : 0, opt ? opt->attn_block : 0, opt ? opt->remat_activations : 0,
             !(opt && opt->dense_head), opt ? opt->attn_keep : 0, cfg->packed_len > 0, -1, -1,
-            opt ? opt->attn_fused : 0};
+            opt ? opt->attn_fused : 0, opt ? opt->head_keep : 0};
     if (kind == BUILD_LOGPS && opt && opt->expose_logits) {
         if (b.packed) {
             snprintf(err, errlen, "%s: the logits are not an output of a packed step (train.packed_len); drop "
@@ -549,7 +555,8 @@ static int64_t attn_score_bytes(const ModelCfg *cfg, int64_t seqs, int64_t block
     return seqs * heads * total * 4;
 }
 
-void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block, int *attn_keep) {
+void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block, int *attn_keep,
+                       int *head_keep) {
     const int64_t whole_max = 64ll << 20, chunk_bytes = 32ll << 20; /* f32 logits */
     int64_t v = cfg->vocab_size, vc = 0;
     if (rows > 0 && rows * v * 4 > whole_max) {
@@ -566,6 +573,9 @@ void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, 
     for (int bi = 0; bi < cfg->nblocks; bi++) layers += cfg->blocks[bi].repeat;
     int64_t seqs = model_row_len(cfg) > 0 ? rows / model_row_len(cfg) : 0;
     *attn_keep = 2 * layers * attn_score_bytes(cfg, seqs, *attn_block) <= whole_max;
+    /* the chunked head's logits, kept whole for the backward: at most half the
+     * parameters' bytes (an eighth of parameters, gradients and two moments) */
+    *head_keep = rows * v * 4 <= model_cfg_param_count(cfg) * 4 / 2;
 }
 
 int model_attn_fused_default(const ModelCfg *cfg) {

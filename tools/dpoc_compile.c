@@ -44,9 +44,11 @@ typedef struct CompileArgs {
     int attn_blocked; /* --attn-blocked: attention as matmuls and a softmax in the graph */
     const char *attn_keep_s; /* --attn-keep 0|1 (default: auto) */
     int64_t attn_keep;
+    const char *head_keep_s; /* --head-keep 0|1 (default: auto) */
+    int64_t head_keep;
 } CompileArgs;
 
-enum { NGRAPHS = 4, NSHARED = 13 };
+enum { NGRAPHS = 4, NSHARED = 14 };
 static const char *const graph_names[NGRAPHS] = {"train_step", "logps", "prefill", "decode"};
 
 /* a whole number in [lo, 1<<24] (lo is 0 or 1; 0 means off); 0 or -1 after a message */
@@ -79,6 +81,7 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         {"attn-fused", 0, OPT_FLAG, NULL, &a->attn_fused, 0, "each layer's attention one op whose backward reads its output: no scores stored (default when every head_dim is a multiple of 16)"},
         {"attn-blocked", 0, OPT_FLAG, NULL, &a->attn_blocked, 0, "attention as matmuls and a softmax in the graph, in query blocks (--attn-block, --attn-keep imply it)"},
         {"attn-keep", 0, OPT_STRING, &a->attn_keep_s, NULL, 0, "1: keep the attention blocks' scores for the backward; 0: recompute them there (default: auto, kept when they total <= 64 MiB)"},
+        {"head-keep", 0, OPT_STRING, &a->head_keep_s, NULL, 0, "1: keep the chunked head's logits for the backward; 0: recompute each chunk's matmul there (default: auto, kept when [rows, vocab] f32 is at most half the parameters' bytes)"},
         {"output", 'o', OPT_STRING, &a->out, NULL, 0, "write the step.so here"},
         {"emit-llvm", 0, OPT_STRING, &a->emit_llvm, NULL, 0, "write the LLVM IR (before optimisation) to FILE"},
         {"target-cpu", 0, OPT_STRING, &a->target_cpu, NULL, 0, "LLVM CPU name (default: this machine's)"},
@@ -105,10 +108,13 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         (a->bucket_mb_s && parse_whole(cmd, "bucket-mb", a->bucket_mb_s, 1, &a->bucket_mb)) ||
         (a->vocab_chunk_s && parse_whole(cmd, "vocab-chunk", a->vocab_chunk_s, 0, &a->vocab_chunk)) ||
         (a->attn_block_s && parse_whole(cmd, "attn-block", a->attn_block_s, 0, &a->attn_block)) ||
-        (a->attn_keep_s && parse_whole(cmd, "attn-keep", a->attn_keep_s, 0, &a->attn_keep)))
+        (a->attn_keep_s && parse_whole(cmd, "attn-keep", a->attn_keep_s, 0, &a->attn_keep)) ||
+        (a->head_keep_s && parse_whole(cmd, "head-keep", a->head_keep_s, 0, &a->head_keep)))
         return 2;
-    if (a->attn_keep_s && a->attn_keep > 1) {
-        fprintf(stderr, "dpoc %s: --attn-keep '%s': expected 0 (recompute) or 1 (keep)\n", cmd, a->attn_keep_s);
+    const char *keep_opt = a->attn_keep_s && a->attn_keep > 1 ? "attn-keep" : a->head_keep_s && a->head_keep > 1 ? "head-keep" : NULL;
+    if (keep_opt) {
+        fprintf(stderr, "dpoc %s: --%s '%s': expected 0 (recompute) or 1 (keep)\n", cmd, keep_opt,
+                keep_opt[0] == 'a' ? a->attn_keep_s : a->head_keep_s);
         return 2;
     }
     if (a->mesh_s) {
@@ -162,7 +168,8 @@ static int build_one(const ModelCfg *cfg, int which, const CompileArgs *a, PassC
     char err[1024];
     BuildOptions bo = {.dtype = DT_F32, .expose_logits = a->expose_logits, .vocab_chunk = a->vocab_chunk,
                        .attn_block = a->attn_block, .remat_activations = !a->no_remat, .dense_head = a->dense_head,
-                       .attn_keep = (int)a->attn_keep, .attn_fused = a->attn_fused};
+                       .attn_keep = (int)a->attn_keep, .attn_fused = a->attn_fused,
+                       .head_keep = (int)a->head_keep};
     GenBuildOptions go = {prefix, which == 3 ? 1 : a->prefill_chunk, a->max_context, DT_F32};
     ir_init(g);
     if ((which < 2 ? model_build_graph(cfg, kind, &bo, g, err, sizeof err)
@@ -267,9 +274,10 @@ static int compile_or_print(int argc, char **argv, int compile) {
     if (!a.max_context) a.max_context = cfg.seq_len;
     if (!a.prefill_chunk) a.prefill_chunk = a.max_context < 32 ? a.max_context : 32;
     int64_t auto_vc, auto_ab;
-    int auto_keep;
-    model_auto_chunks(&cfg, model_rows(&cfg) * model_row_len(&cfg), &auto_vc, &auto_ab, &auto_keep);
+    int auto_keep, auto_head_keep;
+    model_auto_chunks(&cfg, model_rows(&cfg) * model_row_len(&cfg), &auto_vc, &auto_ab, &auto_keep, &auto_head_keep);
     if (!a.attn_keep_s) a.attn_keep = auto_keep;
+    if (!a.head_keep_s) a.head_keep = auto_head_keep;
     if (!a.vocab_chunk_s) a.vocab_chunk = a.mesh_tp > 1 ? 0 : auto_vc; /* a tp-split head stays whole */
     if (a.mesh_tp > 1 && a.vocab_chunk > 0) {
         fprintf(stderr, "dpoc %s: --vocab-chunk %lld: the head is split over %lld tp ranks, and a chunked head needs "

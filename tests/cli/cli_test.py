@@ -86,6 +86,17 @@ check("--attn-keep=0 recomputes the blocks' scores in the backward, --attn-keep=
       not any(" recomputed" in l and "matmul" in l for l in pk.stdout.splitlines()),
       pk.stderr + pr.stderr)
 
+# --head-keep: a chunked head's logits kept for the backward (only their exps recomputed) or recomputed there
+# (tiny: vocabulary 256 in chunks of 100, 100, 56)
+pk = run("ir", tiny, "--vocab-chunk=100", "--head-keep=1")
+pr = run("ir", tiny, "--vocab-chunk=100", "--head-keep=0")
+check("--head-keep=0 recomputes the head chunks' matmuls in the backward, --head-keep=1 keeps their logits",
+      pk.returncode == 0 and pr.returncode == 0 and
+      sum(" recomputed" in l and "matmul_masked" in l for l in pr.stdout.splitlines()) == 3 and
+      not any(" recomputed" in l and "matmul" in l for l in pk.stdout.splitlines()) and
+      any(" recomputed" in l and "= sub " in l for l in pk.stdout.splitlines()),
+      pk.stderr + pr.stderr)
+
 # the form of attention: one `attention` op by default (tiny's head_dim 16 is a multiple of 16), matmuls and a
 # softmax with --attn-blocked or when blocks are asked for
 pd = run("ir", tiny)
@@ -106,6 +117,8 @@ for args, msg in [
     (["compile", tiny, "-o"], "needs a value"),
     (["compile", tiny, "-o", str(bad), "--plan-only"], "--plan-only writes nothing"),
     (["compile", tiny, "-o", str(bad), "--attn-keep", "2"], "--attn-keep '2': expected 0 (recompute) or 1 (keep)"),
+    (["compile", tiny, "-o", str(bad), "--head-keep", "yes"], "--head-keep: expected a whole number"),
+    (["compile", tiny, "-o", str(bad), "--head-keep", "2"], "--head-keep '2': expected 0 (recompute) or 1 (keep)"),
     (["compile", tiny, "-o", str(bad), "--attn-fused", "--attn-blocked"], "--attn-blocked: attention as one op"),
     (["compile", tiny, "-o", str(bad), "--attn-fused", "--attn-block", "4"], "--attn-block: attention as one op"),
     (["ir", tiny, "-o", str(bad)], "unknown option '-o'"),

@@ -22,7 +22,11 @@
  * than a micro-panel) and single positions, never a whole row.
  *
  * Every model is checked twice: with its head whole and in vocabulary
- * chunks of 64 (BuildOptions.vocab_chunk; fused and unfused only). Chunked, the head's weight
+ * chunks of 64 (BuildOptions.vocab_chunk). Chunked, the third build keeps
+ * the chunks' logits for the backward (BuildOptions.head_keep) instead of
+ * recomputing them: its outputs and gradients must be the fused step's
+ * byte for byte, with exactly one matmul call per chunk fewer (the
+ * backward's recomputation of the chunk's logits). Chunked, the head's weight
  * gradient is a concat of the chunks' gradients (simplify), and the fused
  * schedule computes each chunk's gradient straight into its rows of the
  * gradient (passes/sched_concat.c): with n chunks, at least n - 1 more
@@ -62,10 +66,10 @@ static void fill(DpocStep *s, int64_t vocab) {
     }
 }
 
-static int build(const ModelCfg *cfg, int fused, int dense_head, int64_t vocab_chunk, IrGraph g[2]) {
+static int build(const ModelCfg *cfg, int fused, int dense_head, int64_t vocab_chunk, int head_keep, IrGraph g[2]) {
     char err[1024];
     for (int i = 0; i < 2; i++) {
-        BuildOptions bo = {.dtype = DT_F32, .dense_head = dense_head, .vocab_chunk = vocab_chunk};
+        BuildOptions bo = {.dtype = DT_F32, .dense_head = dense_head, .vocab_chunk = vocab_chunk, .head_keep = head_keep};
         PassCtx pc;
         memset(&pc, 0, sizeof pc);
         pc.log = stderr;
@@ -113,6 +117,13 @@ static int run_all(DpocStep *s, const DpocServices *svc) {
     return rc;
 }
 
+/* matmul calls of train_step */
+static int matmul_calls(const DpocStep *s) {
+    int n = 0;
+    for (int k = 0; k < s->nkernels; k++) n += !strcmp(s->kernels[k].entry, "train_step") && strstr(s->kernels[k].op, "matmul");
+    return n;
+}
+
 /* matmul calls of train_step whose output is in the GRADS region */
 static int matmuls_into_grads(const DpocStep *s) {
     int n = 0;
@@ -120,6 +131,39 @@ static int matmuls_into_grads(const DpocStep *s) {
         n += !strcmp(s->kernels[k].entry, "train_step") && strstr(s->kernels[k].op, "matmul") &&
              s->kernels[k].arg_region[0] == DPOC_R_GRADS;
     return n;
+}
+
+/* every f32 output and gradient of a against b's of the same name: equal
+ * bytes (bitwise) or equal as floats (+0 == -0); the elements that differ,
+ * *nval = those compared (> 0 is checked) */
+static int64_t compare_outputs(const char *path, const DpocStep *a, const DpocStep *b, int bitwise, const char *what,
+                               int64_t *nval) {
+    int64_t nbad = 0;
+    *nval = 0;
+    for (int t = 0; t < a->ntensors; t++) {
+        const DpocTensorInfo *ta = &a->tensors[t];
+        if (ta->role != DPOC_ROLE_OUTPUT && ta->role != DPOC_ROLE_GRAD) continue;
+        int u = -1;
+        for (int j = 0; j < b->ntensors; j++)
+            if (!strcmp(b->tensors[j].name, ta->name) && b->tensors[j].role == ta->role) u = j;
+        int same = u >= 0 && b->tensors[u].nbytes == ta->nbytes && ta->dtype == DPOC_DT_F32;
+        CHECK_MSG(same, "%s: %s missing or shaped differently between %s", path, ta->name, what);
+        if (!same) continue;
+        const float *x = (const float *)(a->regions[ta->region] + ta->offset);
+        const float *y = (const float *)(b->regions[b->tensors[u].region] + b->tensors[u].offset);
+        int64_t n = ta->nbytes / 4, bad = 0;
+        double worst = 0;
+        for (int64_t e = 0; e < n; e++) {
+            bad += bitwise ? memcmp(&x[e], &y[e], 4) != 0 : !(x[e] == y[e]);
+            if (fabs((double)x[e] - y[e]) > worst) worst = fabs((double)x[e] - y[e]);
+        }
+        CHECK_MSG(bad == 0, "%s: %s: %lld of %lld elements differ between %s (largest difference %.3g)", path, ta->name,
+                  (long long)bad, (long long)n, what, worst);
+        nbad += bad;
+        *nval += n;
+    }
+    CHECK_MSG(*nval > 0, "%s: nothing compared between %s", path, what);
+    return nbad;
 }
 
 /* the fused train_step's matmul calls into GRADS, or -1 */
@@ -134,12 +178,15 @@ static int check_model(const char *path, int64_t vocab_chunk) {
     DpocStep s[3];
     int ok[3] = {0, 0, 0}, opened[3] = {0, 0, 0}, nk[3] = {0, 0, 0};
     int64_t arena[3] = {0, 0, 0};
-    for (int f = 0; f < (vocab_chunk > 0 ? 2 : 3); f++) { /* unfused, fused, fused with a dense head (whole) */
-        if (build(&cfg, f > 0, f == 2, vocab_chunk, g[f])) continue;
+    int chunked = vocab_chunk > 0;
+    /* unfused, fused, and fused with a dense head (whole) or with the chunks' logits kept (chunked) */
+    static const char *const what[2][3] = {{"unfused", "fused", "dense head"}, {"unfused", "fused", "logits kept"}};
+    for (int f = 0; f < 3; f++) {
+        if (build(&cfg, f > 0, f == 2 && !chunked, vocab_chunk, f == 2 && chunked, g[f])) continue;
         arena[f] = arena_of(g[f], &nk[f]);
         TcgGraphs gs = {{&g[f][0], &g[f][1]}, 0, NULL, NULL, 0};
         ok[f] = opened[f] = tcg_compile_ex(&gs, &s[f], err, sizeof err) == 0;
-        CHECK_MSG(ok[f], "%s (%s): compile: %s", path, f == 2 ? "dense head" : f ? "fused" : "unfused", err);
+        CHECK_MSG(ok[f], "%s (%s): compile: %s", path, what[chunked][f], err);
         ir_free(&g[f][0]);
         ir_free(&g[f][1]);
         if (!ok[f]) continue;
@@ -184,27 +231,18 @@ static int check_model(const char *path, int64_t vocab_chunk) {
                path, (long long)vocab_chunk, nk[0], nk[1], (long long)arena[0], (long long)arena[1], s[0].nkernels,
                s[1].nkernels, matmuls_into_grads(&s[1]));
     }
-    if (ok[1] && ok[2]) {
-        int64_t nbad = 0, nval = 0;
-        for (int t = 0; t < s[1].ntensors; t++) {
-            const DpocTensorInfo *a = &s[1].tensors[t];
-            if (a->role != DPOC_ROLE_OUTPUT && a->role != DPOC_ROLE_GRAD) continue;
-            int u = -1;
-            for (int j = 0; j < s[2].ntensors; j++)
-                if (!strcmp(s[2].tensors[j].name, a->name) && s[2].tensors[j].role == a->role) u = j;
-            CHECK_MSG(u >= 0 && s[2].tensors[u].nbytes == a->nbytes && a->dtype == DPOC_DT_F32,
-                      "%s: %s missing or shaped differently with a dense head", path, a->name);
-            if (u < 0 || s[2].tensors[u].nbytes != a->nbytes || a->dtype != DPOC_DT_F32) continue;
-            const float *x = (const float *)(s[1].regions[a->region] + a->offset);
-            const float *y = (const float *)(s[2].regions[s[2].tensors[u].region] + s[2].tensors[u].offset);
-            int64_t n = a->nbytes / 4, bad = 0;
-            for (int64_t e = 0; e < n; e++) bad += !(x[e] == y[e]);
-            CHECK_MSG(bad == 0, "%s: %s: %lld of %lld elements differ between the masked and the dense head", path,
-                      a->name, (long long)bad, (long long)n);
-            nbad += bad;
-            nval += n;
-        }
-        CHECK_MSG(nval > 0, "%s: nothing compared between the masked and the dense head", path);
+    if (ok[1] && ok[2] && chunked) {
+        int64_t nval = 0, nbad = compare_outputs(path, &s[1], &s[2], 1, "the recomputed and the kept head logits", &nval);
+        int64_t nchunks = (cfg.vocab_size + vocab_chunk - 1) / vocab_chunk;
+        int m1 = matmul_calls(&s[1]), m2 = matmul_calls(&s[2]);
+        CHECK_MSG(m1 - m2 == nchunks, "%s: %d matmul calls with the head's logits recomputed, %d kept: expected %lld fewer",
+                  path, m1, m2, (long long)nchunks);
+        printf("%-40s head chunk %4lld, logits kept: %lld values, %lld differ, matmul calls %d -> %d, arena %lld -> "
+               "%lld bytes\n", path, (long long)vocab_chunk, (long long)nval, (long long)nbad, m1, m2,
+               (long long)arena[1], (long long)arena[2]);
+    }
+    if (ok[1] && ok[2] && !chunked) {
+        int64_t nval = 0, nbad = compare_outputs(path, &s[1], &s[2], 0, "the masked and the dense head", &nval);
         printf("%-40s masked head = dense head: %lld values, %lld differ, step.so kernels %d (dense %d)\n", path,
                (long long)nval, (long long)nbad, s[1].nkernels, s[2].nkernels);
     }

@@ -21,7 +21,10 @@
  * round-off: its sums are grouped differently), pass the same differencing,
  * and give bit for bit the gradients of the same graph with every
  * IR_F_REMAT flag removed: recomputing a value instead of keeping it must
- * change nothing but memory.
+ * change nothing but memory. A third build is the second with the head's
+ * logits kept (BuildOptions.head_keep): the same checks, the second build's
+ * loss to the last bit, and exactly one recomputed matmul per vocabulary
+ * chunk fewer than the second build (only the exps are recomputed).
  */
 #include <math.h>
 
@@ -91,8 +94,10 @@ static int strip_remat(const IrGraph *full, IrGraph *plain, const char *path) {
     return n;
 }
 
-/* one build of the model: its loss at the seeded leaves */
-static double check_build(const char *path, const ModelCfg *cfg, const BuildOptions *bo, const char *label) {
+/* one build of the model: its loss at the seeded leaves; *nrec_mm = the
+ * backward's recomputed matmuls */
+static double check_build(const char *path, const ModelCfg *cfg, const BuildOptions *bo, const char *label,
+                          int *nrec_mm) {
     char err[1024];
     IrGraph fwd, g, plain;
     ir_init(&fwd);
@@ -115,7 +120,12 @@ static double check_build(const char *path, const ModelCfg *cfg, const BuildOpti
     double **pvals = eval_by_name(&plain, &fwd, leaf, err, sizeof err);
     CHECK_MSG(pvals, "%s: %s", path, err);
     int nrecomputed = 0;
-    for (int32_t id = 0; id < g.n; id++) nrecomputed += (ir_node(&g, id)->flags & IR_F_RECOMPUTED) != 0;
+    *nrec_mm = 0;
+    for (int32_t id = 0; id < g.n; id++) {
+        int rec = (ir_node(&g, id)->flags & IR_F_RECOMPUTED) != 0;
+        nrecomputed += rec;
+        *nrec_mm += rec && ir_op_is_matmul(ir_node(&g, id)->op);
+    }
     if (bo->remat_activations || bo->vocab_chunk > 0 || bo->attn_block > 0)
         CHECK_MSG(nremat > 0 && nrecomputed > 0, "%s (%s): %d remat flags, %d recomputed values", path, label, nremat,
                   nrecomputed);
@@ -158,8 +168,8 @@ static double check_build(const char *path, const ModelCfg *cfg, const BuildOpti
     int ngrads = 0;
     for (int32_t i = 0; i < g.nout; i++) ngrads += g.outs[i].role == IR_OUT_GRAD;
     CHECK(nparams > 0 && ngrads == nparams);
-    printf("  %-32s %-8s loss %.6f, %d params, %d elements, max rel err %.2e, %d recomputed values\n", path, label,
-           L0, nparams, nchecked, worst, nrecomputed);
+    printf("  %-32s %-8s loss %.6f, %d params, %d elements, max rel err %.2e, %d recomputed values (%d matmuls)\n",
+           path, label, L0, nparams, nchecked, worst, nrecomputed, *nrec_mm);
     ir_interp_free(&g, vals);
     ir_interp_free(&plain, pvals);
     for (int32_t id = 0; id < fwd.n; id++) free(leaf[id]);
@@ -173,10 +183,17 @@ static double check_build(const char *path, const ModelCfg *cfg, const BuildOpti
 static void check_model(const char *path) {
     ModelCfg cfg;
     if (t_model_load(path, &cfg)) return;
-    BuildOptions whole = t_build_whole(), pieces = t_build_pieces(&cfg, cfg.seq_len);
-    double l0 = check_build(path, &cfg, &whole, "whole");
-    double l1 = check_build(path, &cfg, &pieces, "pieces");
+    BuildOptions whole = t_build_whole(), pieces = t_build_pieces(&cfg, cfg.seq_len), kept = pieces;
+    kept.head_keep = 1;
+    int mm0, mm1, mm2;
+    double l0 = check_build(path, &cfg, &whole, "whole", &mm0);
+    double l1 = check_build(path, &cfg, &pieces, "pieces", &mm1);
+    double l2 = check_build(path, &cfg, &kept, "kept", &mm2);
     CHECK_MSG(fabs(l0 - l1) <= 1e-12 * fmax(1, fabs(l0)), "%s: loss %.17g whole, %.17g in pieces", path, l0, l1);
+    CHECK_MSG(l1 == l2, "%s: loss %.17g in pieces, %.17g with the head's logits kept", path, l1, l2);
+    int64_t chunks = (cfg.vocab_size + pieces.vocab_chunk - 1) / pieces.vocab_chunk;
+    CHECK_MSG(mm1 - mm2 == chunks, "%s: %d recomputed matmuls in pieces, %d with the head's logits kept: expected %lld "
+              "fewer", path, mm1, mm2, (long long)chunks);
     model_cfg_free(&cfg);
 }
 
