@@ -99,6 +99,9 @@ typedef struct Gb {
     int32_t pos, seg;   /* packed: the inputs `positions` and `segments` [S, T] (i32) */
     int attn_fused;     /* attention as one `attention` op per layer (BuildOptions.attn_fused) */
     int head_keep;      /* the chunked head keeps each chunk's logits; only the exps are recomputed */
+    int32_t live_rows;  /* while the last layer is built under a masked head: the rows the head reads
+                           ([N], head_rows), on which its row-local projections are matmul_masked;
+                           -1 otherwise */
 } Gb;
 
 /* The module builders of model_graph.c, stamped with the current location:

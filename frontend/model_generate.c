@@ -127,7 +127,7 @@ static int build(const ModelCfg *cfg, const GenBuildOptions *o, IrGraph *g, char
                  cfg->path ? cfg->path : "model");
         return -1;
     }
-    GenCtx x = {{cfg, g, o->dtype, 1, o->chunk, o->chunk, cfg->hidden_size, cfg->vocab_size, "", IR_PARAM_TRAINABLE, 0, 0, 0, 0, 0, 0, -1, -1, 0, 0},
+    GenCtx x = {{cfg, g, o->dtype, 1, o->chunk, o->chunk, cfg->hidden_size, cfg->vocab_size, "", IR_PARAM_TRAINABLE, 0, 0, 0, 0, 0, 0, -1, -1, 0, 0, -1},
                 o, -1, -1};
     Gb *b = &x.b;
     SrcLoc top = {cfg->path, 1, 1};

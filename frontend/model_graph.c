@@ -52,7 +52,10 @@
  * rows as contraction terms). Its logits are 0; everything downstream is
  * finite on them and reaches the outputs only through a product with the
  * mask, so logps, logits_sum and the gradients are those of the dense head.
- * Off when the logits are themselves an output.
+ * Off when the logits are themselves an output. The last layer is masked on
+ * the same rows (forward's hrows): only the head reads its output, so its
+ * query, output and MLP projections are matmul_masked there (not its keys
+ * and values, which every live query reads).
  *
  * Packed rows (train.packed_len R, runtime/batch.h): S = pairs rows of R
  * tokens, each a pair's shared prompt once, then its chosen and its
@@ -95,11 +98,13 @@ static int32_t remat(IrGraph *g, int32_t id) {
     return ir_add_node(g, &p);
 }
 
-/* y = x W^T (+ bias), W [out, in] named `<base>.weight` */
+/* y = x W^T (+ bias), W [out, in] named `<base>.weight`; only the rows
+ * b->live_rows marks when it is set (the others 0, + bias) */
 static int32_t linear(Gb *b, int32_t x, const char *base, int64_t in, int64_t out, int bias) {
     char name[160];
     snprintf(name, sizeof name, "%s.weight", base);
-    int32_t y = ir_matmul(b->g, x, param(b, name, 2, out, in), 0, 1);
+    int32_t w = param(b, name, 2, out, in);
+    int32_t y = b->live_rows >= 0 ? ir_matmul_masked(b->g, x, w, 0, 1, b->live_rows, 0) : ir_matmul(b->g, x, w, 0, 1);
     if (!bias) return y;
     snprintf(name, sizeof name, "%s.bias", base);
     return ir_add(b->g, y, ir_bcast_to(b->g, param(b, name, 1, out, 0), y));
@@ -244,10 +249,13 @@ static int32_t attention(Gb *b, const ModuleCfg *m, int32_t x, const char *base)
     char name[160];
     snprintf(name, sizeof name, "%s.q_proj", base);
     int32_t q = linear(b, x, name, H, nh * d, m->qkv_bias);
+    int32_t live = b->live_rows; /* every row's key and value: the live rows' queries read them */
+    b->live_rows = -1;
     snprintf(name, sizeof name, "%s.k_proj", base);
     int32_t k = linear(b, x, name, H, kv * d, m->qkv_bias);
     snprintf(name, sizeof name, "%s.v_proj", base);
     int32_t v = linear(b, x, name, H, kv * d, m->qkv_bias);
+    b->live_rows = live;
     q = heads_first(b, q, nh, d);
     k = heads_first(b, k, kv, d);
     v = heads_first(b, v, kv, d);
@@ -290,8 +298,12 @@ static int32_t apply_module(Gb *b, const ModuleCfg *m, int32_t x, int64_t layer)
     }
 }
 
-/* tokens -> the final hidden states [N, H]; *head = the head weight [V, H] */
-static int32_t forward(Gb *b, int32_t tokens, int32_t *head) {
+/* tokens -> the final hidden states [N, H]; *head = the head weight [V, H].
+ * With hrows >= 0 (a masked head's rows, head_rows) only those rows of the
+ * result are needed: the last layer computes its queries, attention
+ * output projection and MLP on them alone (matmul_masked; every row's keys
+ * and values still), its other rows are finite and unread. */
+static int32_t forward(Gb *b, int32_t tokens, int32_t hrows, int32_t *head) {
     const ModelCfg *c = b->cfg;
     IrGraph *g = b->g;
     loc(b, c->embedding.loc);
@@ -302,6 +314,7 @@ static int32_t forward(Gb *b, int32_t tokens, int32_t *head) {
         const BlockCfg *blk = &c->blocks[bi];
         for (int64_t r = 0; r < blk->repeat; r++) {
             int64_t layer = blk->first_layer + r;
+            if (bi == c->nblocks - 1 && r == blk->repeat - 1) b->live_rows = hrows;
             for (int gi = 0; gi < blk->ngroups; gi++) {
                 const GroupCfg *grp = &blk->groups[gi];
                 int32_t y = x;
@@ -314,6 +327,7 @@ static int32_t forward(Gb *b, int32_t tokens, int32_t *head) {
             }
         }
     }
+    b->live_rows = -1;
     if (c->has_final_norm) {
         loc(b, c->final_norm.loc);
         x = rmsnorm(b, x, "model.norm.weight", c->final_norm.eps);
@@ -361,15 +375,17 @@ static int32_t head_matmul(Gb *b, int32_t x, int32_t w, int32_t hrows) {
     return ir_matmul_masked(b->g, x, w, 0, 1, hrows, 0);
 }
 
-/* The chunked head (see the header): hidden x [N, H], head weight w [V, H]
- * -> summed log-probs [2B]; *rows = the logits' row sums [N, 1]. */
-static int32_t seq_logps_chunked(Gb *b, int32_t x, int32_t w, int32_t targets, int32_t mask, int32_t *rows) {
+/* The chunked head (see the header): hidden x [N, H], head weight w [V, H],
+ * the rows it computes hrows (head_rows; -1: all) -> summed log-probs [2B];
+ * *rows = the logits' row sums [N, 1]. */
+static int32_t seq_logps_chunked(Gb *b, int32_t x, int32_t w, int32_t hrows, int32_t targets, int32_t mask,
+                                 int32_t *rows) {
     IrGraph *g = b->g;
     loc(b, b->cfg->lm_head.loc);
     int64_t N = b->N, V = b->V, n1[2] = {N, 1};
     int32_t tgt = ir_cast(g, ir_reshape(g, targets, 2, n1), b->dt); /* exact: V < 2^24 is checked */
     int32_t M = -1, tl = -1, rs = -1;
-    int32_t mc[64], ec[64], hrows = b->mask_head ? head_rows(b, mask) : -1;
+    int32_t mc[64], ec[64];
     int nc = 0;
     for (int64_t v0 = 0; v0 < V; v0 += b->vchunk, nc++) {
         int64_t v1 = v0 + b->vchunk < V ? v0 + b->vchunk : V, cs[2] = {N, v1 - v0};
@@ -415,13 +431,15 @@ static int32_t seq_logps(Gb *b, int32_t logits, int32_t targets, int32_t mask) {
 /* tokens -> summed log-probs [2B]; *rows = the logits' row sums [N, 1];
  * *logits = the [N, V] logits when the head is whole (-1 when chunked) */
 static int32_t model_logps(Gb *b, int32_t tokens, int32_t targets, int32_t mask, int32_t *rows, int32_t *logits) {
-    int32_t w, x = forward(b, tokens, &w);
+    loc(b, b->cfg->lm_head.loc);
+    int32_t w, hrows = b->mask_head ? head_rows(b, mask) : -1;
+    int32_t x = forward(b, tokens, hrows, &w);
     if (b->vchunk > 0 && b->vchunk < b->V) {
         *logits = -1;
-        return seq_logps_chunked(b, x, w, targets, mask, rows);
+        return seq_logps_chunked(b, x, w, hrows, targets, mask, rows);
     }
     loc(b, b->cfg->lm_head.loc);
-    *logits = head_matmul(b, x, w, b->mask_head ? head_rows(b, mask) : -1);
+    *logits = head_matmul(b, x, w, hrows);
     *rows = ir_reduce(b->g, OP_REDUCE_SUM, *logits, 1);
     return seq_logps(b, *logits, targets, mask);
 }
@@ -446,7 +464,7 @@ static int build(const ModelCfg *cfg, BuildKind kind, const BuildOptions *opt, I
     Gb b = {cfg, g, dt, S, T, S * T, cfg->hidden_size, cfg->vocab_size, "", IR_PARAM_TRAINABLE,
             opt ? opt->vocab_chunk : 0, opt ? opt->attn_block : 0, opt ? opt->remat_activations : 0,
             !(opt && opt->dense_head), opt ? opt->attn_keep : 0, cfg->packed_len > 0, -1, -1,
-            opt ? opt->attn_fused : 0, opt ? opt->head_keep : 0};
+            opt ? opt->attn_fused : 0, opt ? opt->head_keep : 0, -1};
     if (kind == BUILD_LOGPS && opt && opt->expose_logits) {
         if (b.packed) {
             snprintf(err, errlen, "%s: the logits are not an output of a packed step (train.packed_len); drop "

@@ -25,6 +25,13 @@
  * logits kept (BuildOptions.head_keep): the same checks, the second build's
  * loss to the last bit, and exactly one recomputed matmul per vocabulary
  * chunk fewer than the second build (only the exps are recomputed).
+ *
+ * The masked head also masks the last layer: only the rows the head reads
+ * are needed there, so its query, attention output and MLP projections are
+ * matmul_masked (its keys and values are not). The second build's forward
+ * must have exactly one matmul_masked per vocabulary chunk plus two per
+ * attention and three per MLP of the last layer (twice with an online
+ * reference model); the whole build (dense head) none. The differencing above covers their gradients.
  */
 #include <math.h>
 
@@ -180,6 +187,36 @@ static double check_build(const char *path, const ModelCfg *cfg, const BuildOpti
     return L0;
 }
 
+/* matmul_masked nodes in the forward graph of a build (its live nodes: the
+ * front end leaves the unflagged original of each remat copy behind) */
+static int masked_matmuls(const ModelCfg *cfg, const BuildOptions *bo) {
+    char err[1024];
+    IrGraph g;
+    ir_init(&g);
+    int n = -1;
+    PassCtx c = {0};
+    if (model_build_graph(cfg, BUILD_TRAIN, bo, &g, err, sizeof err) == 0 && pass_dce(&g, &c) != PASS_ERROR) {
+        n = 0;
+        for (int32_t id = 0; id < g.n; id++) n += ir_node(&g, id)->op == OP_MATMUL_MASKED;
+    }
+    CHECK_MSG(n >= 0, "%s", err);
+    ir_free(&g);
+    return n;
+}
+
+/* what the last layer of the model masks: two projections per attention
+ * (q, o), three per MLP */
+static int last_layer_masked(const ModelCfg *cfg) {
+    const BlockCfg *blk = &cfg->blocks[cfg->nblocks - 1];
+    int n = 0;
+    for (int gi = 0; gi < blk->ngroups; gi++)
+        for (int mi = 0; mi < blk->groups[gi].nmods; mi++) {
+            int k = blk->groups[gi].mods[mi].kind;
+            n += k == MOD_ATTENTION ? 2 : k == MOD_MLP ? 3 : 0;
+        }
+    return n;
+}
+
 static void check_model(const char *path) {
     ModelCfg cfg;
     if (t_model_load(path, &cfg)) return;
@@ -194,6 +231,10 @@ static void check_model(const char *path) {
     int64_t chunks = (cfg.vocab_size + pieces.vocab_chunk - 1) / pieces.vocab_chunk;
     CHECK_MSG(mm1 - mm2 == chunks, "%s: %d recomputed matmuls in pieces, %d with the head's logits kept: expected %lld "
               "fewer", path, mm1, mm2, (long long)chunks);
+    int mw = masked_matmuls(&cfg, &whole), mp = masked_matmuls(&cfg, &pieces), ml = last_layer_masked(&cfg);
+    int copies = cfg.reference == REF_ONLINE ? 2 : 1; /* an online reference model is built alike */
+    CHECK_MSG(mw == 0 && mp == copies * (chunks + ml), "%s: %d matmul_masked whole (expected 0), %d in pieces (expected "
+              "%d x (%lld head chunks + %d in the last layer))", path, mw, mp, copies, (long long)chunks, ml);
     model_cfg_free(&cfg);
 }
 
