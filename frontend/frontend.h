@@ -193,9 +193,10 @@ typedef struct BuildOptions {
  * query rows when the sequence is longer than 256, the blocks' scores kept
  * for the backward (*attn_keep = 1) when two score-sized tensors per layer
  * total at most 64 MiB; a chunked head's logits kept for the backward
- * (*head_keep = 1; a whole head keeps them anyway) when the f32 [rows, vocab] is at most half the f32
- * parameters (an eighth of what the parameters, their gradients and the two
- * AdamW moments hold). `rows` is one rank's. */
+ * (*head_keep = 1; a whole head keeps them anyway) when the f32 [rows,
+ * vocab] is at most half the f32 parameters (an eighth of what the
+ * parameters, their gradients and the two AdamW moments hold). `rows` is
+ * one rank's. */
 void model_auto_chunks(const ModelCfg *cfg, int64_t rows, int64_t *vocab_chunk, int64_t *attn_block, int *attn_keep,
                        int *head_keep);
 

@@ -27,11 +27,11 @@
  * chunks combine as lse = M + log sum_c e_c exp(m_c - M) with M the largest
  * m_c. W_c and the chunk's logits are flagged IR_F_REMAT, so autodiff
  * recomputes them chunk by chunk in the backward and no [rows, vocab] tensor
- * is ever alive. With BuildOptions.head_keep the logits are kept instead
+ * is ever alive (with BuildOptions.head_keep the logits are kept instead
  * and only their shift by the row max is flagged: the backward recomputes
- * the exps (elementwise, fused into its readers) but not the chunk's
- * matmul, for [rows, vocab] of memory. Blocked attention (BuildOptions.attn_block) does the same
- * per block of query rows: each block meets only the keys up to its last
+ * the exps, elementwise, but not the chunk's matmul, for [rows, vocab] of
+ * memory). Blocked attention (BuildOptions.attn_block) recomputes the same
+ * way per block of query rows: each block meets only the keys up to its last
  * row (causal), its own rows of the softmax are complete, the blocks'
  * outputs are concatenated, and the scores and the key/value prefixes are
  * IR_F_REMAT (the scores not with BuildOptions.attn_keep: a small model
