@@ -111,12 +111,15 @@ static int parse_args(const char *cmd, const char *synopsis, int argc, char **ar
         (a->attn_keep_s && parse_whole(cmd, "attn-keep", a->attn_keep_s, 0, &a->attn_keep)) ||
         (a->head_keep_s && parse_whole(cmd, "head-keep", a->head_keep_s, 0, &a->head_keep)))
         return 2;
-    const char *keep_opt = a->attn_keep_s && a->attn_keep > 1 ? "attn-keep" : a->head_keep_s && a->head_keep > 1 ? "head-keep" : NULL;
-    if (keep_opt) {
-        fprintf(stderr, "dpoc %s: --%s '%s': expected 0 (recompute) or 1 (keep)\n", cmd, keep_opt,
-                keep_opt[0] == 'a' ? a->attn_keep_s : a->head_keep_s);
-        return 2;
-    }
+    const struct {
+        const char *opt, *text;
+        int64_t value;
+    } keeps[2] = {{"attn-keep", a->attn_keep_s, a->attn_keep}, {"head-keep", a->head_keep_s, a->head_keep}};
+    for (int i = 0; i < 2; i++)
+        if (keeps[i].text && keeps[i].value > 1) {
+            fprintf(stderr, "dpoc %s: --%s '%s': expected 0 (recompute) or 1 (keep)\n", cmd, keeps[i].opt, keeps[i].text);
+            return 2;
+        }
     if (a->mesh_s) {
         char merr[256];
         if (model_mesh_parse(a->mesh_s, &a->mesh_dp, &a->mesh_tp, merr, sizeof merr)) {
