@@ -19,13 +19,18 @@
 # (c) the peak RSS of both, and dpoc's RSS over its printed plan. Each model
 # is also compiled packed (NAME+pk: train.packed_len = 3T/2 + 1, step_bench's
 # pairs sharing a prompt of T/2 tokens, held once per row) and timed against
-# the same PyTorch step, which runs both sequences whole; (a)
+# the same PyTorch step, which runs both sequences whole. A step is a whole
+# training step by default: forward, backward and the AdamW update on both
+# sides (step_bench --optimizer: train_step then the step's optimizer_step;
+# torch_step.py --optimizer: backward into .grad, then torch.optim.AdamW),
+# so both hold the moments and their peak RSS compares like for like;
+# OPTIMIZER=0 times forward + backward only (no moments on PyTorch's side). (a)
 # gemm_bench --model: every distinct matmul shape of the model's train_step
 # against cblas_sgemm at each thread count (OPENBLAS_NUM_THREADS set). The
 # 2-thread dpoc runs also print the per-kernel profile (DPOC_DEBUG=2).
 # Full logs go to OUT_DIR; the summary tables are printed at the end.
 # Environment: STEPS_TINY (default 5), STEPS_SMALL (2), STEPS_FULL (1),
-# WARMUP (1), THREADS ("1 2"), GEMM_MIN_TIME (0.2),
+# WARMUP (1), THREADS ("1 2"), GEMM_MIN_TIME (0.2), OPTIMIZER (1),
 # PEAK_GFLOPS_PER_THREAD (unset: step_bench's estimate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +44,8 @@ steps_full=${STEPS_FULL:-1}
 warmup=${WARMUP:-1}
 threads=${THREADS:-"1 2"}
 gemm_min_time=${GEMM_MIN_TIME:-0.2}
+opt=()
+[ "${OPTIMIZER:-1}" = 1 ] && opt=(--optimizer)
 mkdir -p "$out"
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >"$out/cmake.log"
@@ -82,11 +89,11 @@ for model in "${models[@]}"; do
     dbg=0
     [ "$th" = 2 ] && dbg=2
     DPOC_DEBUG=$dbg "$build/bench/step_bench" "$so" --threads "$th" --steps "$steps" --warmup "$warmup" \
-      "${peak[@]}" | tee "$out/$m.dpoc.t$th.log"
+      "${opt[@]}" "${peak[@]}" | tee "$out/$m.dpoc.t$th.log"
     "$build/bench/step_bench" "$out/$m+pk.so" --threads "$th" --steps "$steps" --warmup "$warmup" \
-      "${peak[@]}" | tee "$out/$m+pk.dpoc.t$th.log"
+      "${opt[@]}" "${peak[@]}" | tee "$out/$m+pk.dpoc.t$th.log"
     OMP_NUM_THREADS=$th OPENBLAS_NUM_THREADS=$th /usr/bin/python3 bench/torch_step.py "$so" --threads "$th" \
-      --steps "$steps" --warmup "$warmup" | tee "$out/$m.torch.t$th.log"
+      --steps "$steps" --warmup "$warmup" "${opt[@]}" | tee "$out/$m.torch.t$th.log"
     p=$(grep '^RESULT' "$out/$m.torch.t$th.log")
     for v in "$m" "$m+pk"; do
       d=$(grep '^RESULT' "$out/$v.dpoc.t$th.log")
@@ -103,7 +110,8 @@ done
 
 kv() { echo "$1" | tr ' ' '\n' | grep "^$2=" | head -1 | cut -d= -f2; }
 echo
-echo "== step: dpoc vs PyTorch (median s/step, tokens/s, MFU, peak RSS; speedup = dpoc/torch tokens/s) =="
+if [ ${#opt[@]} -gt 0 ]; then what="training step: forward, backward, AdamW"; else what="forward + backward"; fi
+echo "== step ($what): dpoc vs PyTorch (median s/step, tokens/s, MFU, peak RSS; speedup = dpoc/torch tokens/s) =="
 printf '%-8s %3s %9s %10s %8s %6s %9s %7s %9s %10s %9s %7s %6s\n' model thr dpoc_s dpoc_tok/s GFLOP/s MFU% dpoc_MiB \
   RSS/plan torch_s torch_tok/s torch_MiB speedup RSSx
 grep ' threads=' "$summary" | while read -r line; do

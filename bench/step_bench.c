@@ -1,6 +1,6 @@
 /* step_bench.c — time a compiled step.so's train_step on random data.
  *
- * usage: step_bench STEP.so [--threads N] [--steps N] [--warmup N] [--grain X]
+ * usage: step_bench STEP.so [--threads N] [--steps N] [--warmup N] [--grain X] [--optimizer]
  *                   [--peak-gflops X | --ghz X --lanes N --fma-units N]
  *
  * The step is opened with the runtime's loader (runtime/step_load.h) and run
@@ -23,6 +23,13 @@
  * the masked head's matmuls counted on the loss mask's rows only: they skip
  * the others; the dense count is printed too), MFU against a peak, and the
  * process's peak RSS (getrusage ru_maxrss).
+ *
+ * With --optimizer each timed step is a whole training step: train_step,
+ * then the step's AdamW entry (optimizer_step, as dporun calls it; lr 1e-6,
+ * betas 0.9/0.999, eps 1e-8, weight decay 0.01, t counting the calls). The
+ * median is then over the sum, and the two parts' medians are printed too.
+ * tokens/s, GFLOP/s and MFU stay those of the whole step (the optimizer's
+ * flops are counted with it). A step built without optimizer_step is refused.
  *
  * The peak is --peak-gflops when given, else threads x GHz x lanes x 2 x
  * FMA units (runtime/cpu_peak.h): GHz from --ghz or /proc/cpuinfo's first
@@ -53,6 +60,7 @@
 #include "runtime/kprof.h"
 #include "runtime/threadpool.h"
 #include "runtime/cpu_peak.h"
+#include "runtime/optim_sched.h"
 
 #define BENCH_GRAIN 262144.0 /* dporun's default kernel grain (runtime/train_internal.h) */
 
@@ -162,15 +170,21 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* the median of t[0..n), sorting it */
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
 
 static void usage(void) {
-    fprintf(stderr, "usage: step_bench STEP.so [--threads N] [--steps N] [--warmup N] [--grain X]\n"
+    fprintf(stderr, "usage: step_bench STEP.so [--threads N] [--steps N] [--warmup N] [--grain X] [--optimizer]\n"
                     "                  [--peak-gflops X | --ghz X --lanes N --fma-units N]\n");
 }
 
 int main(int argc, char **argv) {
     const char *so = NULL;
-    int threads = 1, steps = 5, warmup = 1, lanes = 0, fma_units = 0;
+    int threads = 1, steps = 5, warmup = 1, lanes = 0, fma_units = 0, optimizer = 0;
     double grain = BENCH_GRAIN, peak = 0, ghz = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -183,6 +197,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--ghz") && more) ghz = atof(argv[++i]);
         else if (!strcmp(a, "--lanes") && more) lanes = atoi(argv[++i]);
         else if (!strcmp(a, "--fma-units") && more) fma_units = atoi(argv[++i]);
+        else if (!strcmp(a, "--optimizer")) optimizer = 1;
         else if (a[0] != '-' && !so) so = a;
         else return usage(), 2;
     }
@@ -196,7 +211,7 @@ int main(int argc, char **argv) {
     }
     int rc = 1;
     ThreadPool *pool = tpool_create(threads, err, sizeof err);
-    double *times = calloc((size_t)steps, sizeof *times);
+    double *times = calloc((size_t)steps * 3, sizeof *times), *fwd = times + steps, *opt = times + 2 * steps;
     if (!pool || !times) {
         fprintf(stderr, "step_bench: %s\n", pool ? "out of memory" : err);
         goto out;
@@ -217,20 +232,38 @@ int main(int argc, char **argv) {
         fprintf(stderr, "step_bench: %s\n", err);
         goto out;
     }
+    DpocTensorInfo ai;
+    double *adamw = dpoc_step_find(&s, "adamw", DPOC_ROLE_INPUT, &ai);
+    if (optimizer && (!s.manifest->optimizer_step || !adamw || ai.dtype != DPOC_DT_F64 || ai.numel != 8)) {
+        fprintf(stderr, "step_bench: %s was compiled without the AdamW optimizer_step entry (--optimizer)\n", so);
+        goto out;
+    }
     double live = kprof_live_share(&s), flops = kprof_entry_flops(&s, "train_step", live);
     double dense = kprof_entry_flops(&s, "train_step", 1.0);
+    double opt_flops = optimizer ? kprof_entry_flops(&s, "optimizer_step", 1.0) : 0.0;
+    flops += opt_flops, dense += opt_flops;
     int ncalls = 0;
     for (int k = 0; k < s.nkernels; k++) ncalls += !strcmp(s.kernels[k].entry, "train_step");
     for (int i = 0; i < warmup + steps; i++) {
-        double t0 = now_s();
+        double t0 = now_s(), t1;
         if (dpoc_step_train(&s, &svc, err, sizeof err)) {
             fprintf(stderr, "step_bench: %s\n", err);
             goto out;
         }
-        if (i >= warmup) times[i - warmup] = now_s() - t0;
+        t1 = now_s();
+        if (optimizer) {
+            opt_adamw_hparams(adamw, 1e-6, 0.9, 0.999, 1e-8, 0.01, (uint64_t)i + 1);
+            if (dpoc_step_optimizer(&s, &svc, err, sizeof err)) {
+                fprintf(stderr, "step_bench: %s\n", err);
+                goto out;
+            }
+        }
+        if (i >= warmup) {
+            double t2 = now_s();
+            times[i - warmup] = t2 - t0, fwd[i - warmup] = t1 - t0, opt[i - warmup] = t2 - t1;
+        }
     }
-    qsort(times, (size_t)steps, sizeof *times, cmp_double);
-    double med = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+    double med = median(times, steps), med_fwd = median(fwd, steps), med_opt = median(opt, steps);
     if (peak <= 0) {
         CpuVector v = cpu_vector_detect();
         if (ghz <= 0) ghz = cpu_nominal_ghz();
@@ -253,6 +286,8 @@ int main(int argc, char **argv) {
                100.0 * live, dense * 1e-9);
     printf("  median %.4f s/step (min %.4f, max %.4f, %d steps after %d warm-up)\n", med, times[0], times[steps - 1],
            steps, warmup);
+    if (optimizer)
+        printf("  of which train_step %.4f s, optimizer_step (AdamW) %.4f s (medians)\n", med_fwd, med_opt);
     printf("  %.1f tokens/s, %.2f GFLOP/s, MFU %.1f%% of %.1f GFLOP/s peak\n", (double)tokens / med, gflops,
            100.0 * gflops / peak, peak);
     printf("  peak RSS %.1f MiB (regions %.1f MiB)\n", rss_mib, arena / 1048576.0);
@@ -262,9 +297,9 @@ int main(int argc, char **argv) {
         goto out;
     }
     printf("RESULT threads=%d tokens=%lld sec=%.6f tok_s=%.2f gflop=%.4f gflop_dense=%.4f gflops=%.3f peak=%.1f mfu=%.2f "
-           "rss_mib=%.1f\n",
+           "rss_mib=%.1f optimizer=%d sec_train=%.6f sec_opt=%.6f\n",
            threads, (long long)tokens, med, (double)tokens / med, flops * 1e-9, dense * 1e-9, gflops, peak,
-           100.0 * gflops / peak, rss_mib);
+           100.0 * gflops / peak, rss_mib, optimizer, med_fwd, med_opt);
     rc = 0;
 out:
     free(times);

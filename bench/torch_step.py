@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """torch_step.py — the same DPO step as a compiled step.so, in PyTorch on the CPU.
 
-usage: /usr/bin/python3 bench/torch_step.py STEP.so [--threads N] [--steps N] [--warmup N]
+usage: /usr/bin/python3 bench/torch_step.py STEP.so [--threads N] [--steps N] [--warmup N] [--optimizer]
 
 How it works: the step.so's manifest (the exported `dpoc_manifest`, read with
 ctypes; its JSON is described in docs/step-abi.md) gives the model and loss
@@ -20,6 +20,14 @@ one and the median is reported with tokens/s (2 * pairs * seq_len per step)
 and the peak RSS of the process (ru_maxrss; it includes the ~0.3 GiB that
 importing torch costs, printed separately). The last line is
 `RESULT key=value ...` for bench/run.sh.
+
+With --optimizer a step is a whole training step, as a PyTorch training
+loop writes it: zero_grad(set_to_none=True), the forward, loss.backward()
+into the parameters' .grad, and torch.optim.AdamW's step with its defaults
+(the for-loop implementation of this torch; lr 1e-6, weight decay 0.01 on
+every tensor) — the counterpart of step_bench --optimizer. The moments are
+allocated by the first (warm-up) step, so the peak RSS holds them, as a
+training run's does. The two parts' medians are printed too.
 """
 
 import argparse
@@ -67,6 +75,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--optimizer", action="store_true")
     a = ap.parse_args()
     rss_import = rss_mib()
     torch.set_num_threads(a.threads)
@@ -101,22 +110,34 @@ def main():
     names = list(params)
     leaves = [params[k] for k in names]
 
-    def step():
+    def loss_value():
         logits = dpo_ref.forward_logits(arch, params, tokens)
         logps = dpo_ref.sequence_logps(logits, targets, mask)
         q = dpo_ref.pair_quantities(logps, ref, mask)
-        value = dpo_ref.trl_loss(name, hp, q)
-        grads = torch.autograd.grad(value, leaves, allow_unused=True)
-        return value, grads
+        return dpo_ref.trl_loss(name, hp, q)
+
+    opt = torch.optim.AdamW(leaves, lr=1e-6, weight_decay=0.01) if a.optimizer else None
+
+    def step():
+        """one step; returns the seconds its optimizer update took"""
+        if opt is None:
+            torch.autograd.grad(loss_value(), leaves, allow_unused=True)
+            return 0.0
+        opt.zero_grad(set_to_none=True)
+        loss_value().backward()
+        t = time.perf_counter()
+        opt.step()
+        return time.perf_counter() - t
 
     for _ in range(a.warmup):
         step()
-    times = []
+    times, opt_times = [], []
     for _ in range(a.steps):
         t0 = time.perf_counter()
-        step()
+        opt_times.append(step())
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
+    med_opt = statistics.median(opt_times)
     tokens_per_step = n * T
     peak = rss_mib()
     nparams = sum(p.numel() for p in leaves)
@@ -124,10 +145,13 @@ def main():
           % (cfg.get("name"), a.step, a.threads, nparams, tokens_per_step, torch.__version__))
     print("  median %.4f s/step (min %.4f, max %.4f, %d steps after %d warm-up)"
           % (med, min(times), max(times), a.steps, a.warmup))
+    if opt is not None:
+        print("  of which forward + backward %.4f s, AdamW step %.4f s (medians)"
+              % (statistics.median(t - o for t, o in zip(times, opt_times)), med_opt))
     print("  %.1f tokens/s, peak RSS %.1f MiB (%.1f MiB after importing torch)"
           % (tokens_per_step / med, peak, rss_import))
-    print("RESULT threads=%d tokens=%d sec=%.6f tok_s=%.2f rss_mib=%.1f rss_import_mib=%.1f"
-          % (a.threads, tokens_per_step, med, tokens_per_step / med, peak, rss_import))
+    print("RESULT threads=%d tokens=%d sec=%.6f tok_s=%.2f rss_mib=%.1f rss_import_mib=%.1f optimizer=%d sec_opt=%.6f"
+          % (a.threads, tokens_per_step, med, tokens_per_step / med, peak, rss_import, opt is not None, med_opt))
     return 0
 
 
