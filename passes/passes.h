@@ -126,6 +126,8 @@ typedef struct SchedPlan {
     SchedCopy *copies;   /* extra output slots a value must also be written to, */
     int32_t ncopies;     /* done right after the kernel that produces it */
     int64_t arena_bytes; /* peak arena use of this graph */
+    int64_t grads_scratch_bytes; /* peak bytes of its buffers held in gradient slots
+                                    not yet written (schedule.c, 5.) */
 } SchedPlan;
 
 /* Places every node: leaves and outputs where the tensor table says, reshape

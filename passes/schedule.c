@@ -25,6 +25,22 @@
  *      placed in kernel order at the lowest DPOC_REGION_ALIGN-aligned offset
  *      that overlaps no buffer still live (first fit); sizes are rounded up
  *      to the alignment; arena_bytes is the highest end reached (the peak).
+ *   5. The gradients' bytes before they are written. A graph with gradient
+ *      outputs (train_step) writes each gradient slot at a known step: the
+ *      kernel placed in the slot (the earliest of the values a concat hosts
+ *      there), or the copy into it. Until then the slot's bytes hold nothing
+ *      anyone reads, so a buffer whose last read comes before that step may
+ *      live there: each buffer is first offered the lowest aligned place,
+ *      within a run of adjacent slots all written after its last read, that
+ *      overlaps no other buffer still live there; only if there is none does
+ *      it go to the arena. Bytes between slots (alignment) are never used.
+ *      The backward frees a layer's activations as it writes that layer's
+ *      gradients, so what the forward keeps for the backward mostly fits in
+ *      the slots of the layers the backward reaches later, and the arena
+ *      holds the rest. Constants and iotas (computed inline by their readers)
+ *      and collectives stay in the arena. grads_scratch_bytes is the peak of
+ *      the bytes held there this way; the grads region holds the gradients
+ *      once the entry returns, and scratch before (docs/step-abi.md).
  * A buffer is never reused by the kernel that last reads it, so a kernel's
  * output never overlaps its inputs.
  */
@@ -56,42 +72,114 @@ typedef struct Live {
     int32_t last; /* last kernel step reading it */
 } Live;
 
+/* A gradient slot: bytes [off, off + size) of the grads region, first
+ * written at step `from` (-1: before the first kernel). */
+typedef struct Claim {
+    int64_t off, size;
+    int32_t from;
+} Claim;
+
+/* Drops from live[0..*n) (sorted by offset) the buffers read for the last
+ * time before step t. */
+static void release(Live *live, int32_t *n, int32_t t) {
+    int32_t k = 0;
+    for (int32_t i = 0; i < *n; i++)
+        if (live[i].last >= t) live[k++] = live[i];
+    *n = k;
+}
+
+/* The lowest offset >= lo at which size bytes overlap none of live[0..n)
+ * (sorted by offset), and its insertion position in *pos; -1 when that
+ * place would end past hi. */
+static int64_t first_gap(const Live *live, int32_t n, int64_t lo, int64_t hi, int64_t size, int32_t *pos) {
+    int64_t off = lo;
+    int32_t i = 0;
+    for (; i < n; i++) {
+        int64_t end = live[i].off + live[i].size;
+        if (end <= off) continue;
+        if (off + size <= live[i].off) break;
+        off = end;
+    }
+    *pos = i;
+    return off + size <= hi ? off : -1;
+}
+
+/* A place in the gradient slots for size bytes last read at step last: the
+ * lowest one inside a run of adjacent slots (sorted by offset) all written
+ * after it; -1 when none. */
+static int64_t grads_place(const Claim *cl, int32_t ncl, const Live *live, int32_t n, int64_t size, int32_t last,
+                           int32_t *pos) {
+    for (int32_t i = 0; i < ncl;) {
+        if (cl[i].from <= last) {
+            i++;
+            continue;
+        }
+        int32_t j = i + 1;
+        while (j < ncl && cl[j].from > last && cl[j].off == cl[j - 1].off + cl[j - 1].size) j++;
+        int64_t lo = align_up(cl[i].off), hi = cl[j - 1].off + cl[j - 1].size;
+        if (hi - lo >= size) {
+            int64_t off = first_gap(live, n, lo, hi, size, pos);
+            if (off >= 0) return off;
+        }
+        i = j;
+    }
+    return -1;
+}
+
+static void insert_live(Live *live, int32_t *n, int32_t pos, Live x) {
+    memmove(&live[pos + 1], &live[pos], sizeof *live * (size_t)(*n - pos));
+    live[pos] = x;
+    (*n)++;
+}
+
 /* first-fit allocation over the arena buffers, in order of their first
- * write (start[]: the buffer's kernel, or a hosted value's if earlier) */
+ * write (start[]: the buffer's kernel, or a hosted value's if earlier);
+ * those that may (see the header) go to the gradient slots cl[0..ncl)
+ * (sorted by offset) when they fit there */
 static int arena_alloc(SchedPlan *p, const IrGraph *g, const int32_t *buf_nodes, int32_t nbuf,
-                       const int32_t *start, const int32_t *last, char *err, size_t errlen) {
+                       const int32_t *start, const int32_t *last, const Claim *cl, int32_t ncl, char *err,
+                       size_t errlen) {
     Live *act = malloc(sizeof *act * (size_t)(nbuf ? nbuf : 1));
-    if (!act) {
+    Live *gl = malloc(sizeof *gl * (size_t)(nbuf ? nbuf : 1));
+    if (!act || !gl) {
+        free(act);
+        free(gl);
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    int32_t nact = 0; /* sorted by offset */
-    int64_t peak = 0;
+    int32_t nact = 0, ngl = 0; /* each sorted by offset */
+    int64_t peak = 0, held = 0, held_peak = 0;
     for (int32_t b = 0; b < nbuf; b++) {
         int32_t id = buf_nodes[b];
         int32_t t = start[id];
-        int32_t k = 0;
-        for (int32_t i = 0; i < nact; i++) /* release buffers read for the last time before t */
-            if (act[i].last >= t) act[k++] = act[i];
-        nact = k;
-        int64_t size = align_up(value_bytes(ir_node(g, id)));
+        release(act, &nact, t);
+        for (int32_t i = 0; i < ngl; i++)
+            if (gl[i].last < t) held -= gl[i].size;
+        release(gl, &ngl, t);
+        const IrNode *x = ir_node(g, id);
+        int64_t size = align_up(value_bytes(x));
         if (size == 0) size = DPOC_REGION_ALIGN;
-        int64_t off = 0;
         int32_t pos = 0;
-        for (; pos < nact; pos++) {
-            if (off + size <= act[pos].off) break;
-            int64_t end = act[pos].off + act[pos].size;
-            if (end > off) off = end;
+        int movable = x->op != OP_CONST && x->op != OP_IOTA && !(ir_op_info[x->op].flags & OPF_COLLECTIVE);
+        int64_t off = movable && ncl ? grads_place(cl, ncl, gl, ngl, size, last[id], &pos) : -1;
+        if (off >= 0) {
+            insert_live(gl, &ngl, pos, (Live){off, size, last[id]});
+            p->region[id] = DPOC_R_GRADS;
+            p->offset[id] = off;
+            held += size;
+            if (held > held_peak) held_peak = held;
+            continue;
         }
-        memmove(&act[pos + 1], &act[pos], sizeof *act * (size_t)(nact - pos));
-        act[pos] = (Live){off, size, last[id]};
-        nact++;
+        off = first_gap(act, nact, 0, INT64_MAX, size, &pos);
+        insert_live(act, &nact, pos, (Live){off, size, last[id]});
         p->region[id] = DPOC_R_ARENA;
         p->offset[id] = off;
         if (off + size > peak) peak = off + size;
     }
     free(act);
+    free(gl);
     p->arena_bytes = peak;
+    p->grads_scratch_bytes = held_peak;
     return 0;
 }
 
@@ -221,6 +309,33 @@ static int sched_fused_reads(const IrGraph *g, const SchedPlan *p, const int32_t
     return rc;
 }
 
+/* The gradient slots and when each is first written (header, 5.), sorted
+ * by offset, into cl[]; returns their number. The outputs' slots were
+ * checked by output_slot already. */
+static int32_t grad_claims(const IrGraph *g, const TensorTable *tt, const SchedPlan *p, const int32_t *root,
+                           const int32_t *start, Claim *cl) {
+    int32_t ncl = 0;
+    for (int32_t i = 0; i < g->nout; i++) {
+        if (g->outs[i].role != IR_OUT_GRAD) continue;
+        const TensorEntry *e = tensor_table_find(tt, ir_str_get(g, g->outs[i].name), TR_GRAD);
+        if (!e || e->region != DPOC_R_GRADS) continue;
+        const IrNode *n = ir_node(g, g->outs[i].id);
+        Claim c = {e->offset, ir_numel(n) * (int64_t)ir_dtype_size((IrDType)n->dtype), -1};
+        int32_t r = root[g->outs[i].id];
+        if (p->region[r] == DPOC_R_GRADS && p->offset[r] == e->offset) {
+            c.from = start[r];
+        } else {
+            for (int32_t k = 0; k < p->ncopies; k++)
+                if (p->copies[k].region == DPOC_R_GRADS && p->copies[k].offset == e->offset) c.from = p->copies[k].after;
+        }
+        if (c.from < 0) continue; /* written before the first kernel: never free */
+        int32_t j = ncl++;
+        for (; j > 0 && cl[j - 1].off > c.off; j--) cl[j] = cl[j - 1];
+        cl[j] = c;
+    }
+    return ncl;
+}
+
 int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
     int32_t n = g->n;
@@ -240,9 +355,10 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
     uint8_t *placed = calloc(nn, 1);
     int32_t *host = malloc(nn * sizeof *host), *start = malloc(nn * sizeof *start);
     int64_t *hoff = calloc(nn, sizeof *hoff);
-    int32_t nbuf = 0;
+    Claim *cl = malloc(sizeof *cl * (size_t)(g->nout ? g->nout : 1));
+    int32_t nbuf = 0, ncl = 0;
     if (!p->region || !p->offset || !p->kernels || !p->members || !p->copies || !live || !root || !step || !last ||
-        !bufs || !placed || !host || !start || !hoff) {
+        !bufs || !placed || !host || !start || !hoff || !cl) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -327,7 +443,8 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
     }
     if (fused && sched_fused_reads(g, p, root, step, last, err, errlen)) goto fail;
     sort_by_start(bufs, nbuf, start);
-    if (arena_alloc(p, g, bufs, nbuf, start, last, err, errlen) < 0) goto fail;
+    ncl = grad_claims(g, tt, p, root, start, cl);
+    if (arena_alloc(p, g, bufs, nbuf, start, last, cl, ncl, err, errlen) < 0) goto fail;
     for (int32_t id = n - 1; id >= 0; id--) { /* hosts have higher ids than what they host */
         if (host[id] < 0) continue;
         p->region[id] = p->region[host[id]];
@@ -347,6 +464,7 @@ int sched_plan(const IrGraph *g, const TensorTable *tt, SchedPlan *p, char *err,
     free(host);
     free(start);
     free(hoff);
+    free(cl);
     return 0;
 fail:
     free(live);
@@ -358,6 +476,7 @@ fail:
     free(host);
     free(start);
     free(hoff);
+    free(cl);
     sched_plan_free(p);
     return -1;
 }

@@ -215,8 +215,13 @@ static void print_memory_plan(FILE *f, const TensorTable *tt, const SchedPlan *p
     print_bytes(f, "inputs", tt->region_size[DPOC_R_INPUTS]);
     print_bytes(f, "outputs", tt->region_size[DPOC_R_OUTPUTS]);
     print_bytes(f, "peak activations", arena);
-    for (int i = 0; i < nplans; i++) fprintf(f, "    %s: %lld bytes in %d kernels\n", graph_names[i],
-                                            (long long)plans[i].arena_bytes, plans[i].nkernels);
+    for (int i = 0; i < nplans; i++) {
+        fprintf(f, "    %s: %lld bytes in %d kernels", graph_names[i], (long long)plans[i].arena_bytes,
+                plans[i].nkernels);
+        if (plans[i].grads_scratch_bytes)
+            fprintf(f, " (and up to %lld in gradient slots not yet written)", (long long)plans[i].grads_scratch_bytes);
+        fputc('\n', f);
+    }
     int64_t total = arena;
     for (int r = 0; r < DPOC_R_COUNT; r++)
         if (r != DPOC_R_ARENA) total += tt->region_size[r];

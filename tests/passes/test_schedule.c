@@ -7,6 +7,9 @@
  *     recomputed here from the kernel list, reshape aliases and copies)
  *     intersect occupies disjoint bytes; offsets are aligned; arena_bytes is
  *     the highest end of any buffer and at least the peak sum of live bytes;
+ *     the same for buffers held in gradient slots before those are written
+ *     (GRADS values that are not an output's root), which lie inside some
+ *     gradient slot;
  *   - a byte-level simulation runs the plan: every kernel (and copy) first
  *     checks that the bytes of each value it reads still hold that value,
  *     then stamps its own bytes; at the end every output slot must hold its
@@ -120,6 +123,27 @@ static void check_plan(const IrGraph *g, const TensorTable *tt, const SchedPlan 
         CHECK_MSG(p->copies[i].after == kstep[r], "%s: copy of %%%d runs after kernel %d, its value is made by %d",
                   label, (int)p->copies[i].node, (int)p->copies[i].after, (int)kstep[r]);
     }
+    /* buffers in gradient slots: every GRADS value that is not an output's root */
+    uint8_t *slot_root = calloc((size_t)n, 1);
+    for (int32_t i = 0; i < g->nout; i++) slot_root[root_of(g, g->outs[i].id)] = 1;
+    for (int32_t a = 0; a < n; a++) {
+        if (!live[a] || p->region[a] != DPOC_R_GRADS || slot_root[a] || g->nodes[a].op == OP_RESHAPE) continue;
+        int inside = 0;
+        for (int32_t i = 0; i < g->nout && !inside; i++) {
+            if (g->outs[i].role != IR_OUT_GRAD) continue;
+            const TensorEntry *e = tensor_table_find(tt, ir_str_get(g, g->outs[i].name), TR_GRAD);
+            inside = e && p->offset[a] >= e->offset && p->offset[a] < e->offset + nbytes(g, g->outs[i].id);
+        }
+        CHECK_MSG(inside, "%s: %%%d is in the grads region outside every gradient slot", label, (int)a);
+        for (int32_t b = a + 1; b < n; b++) {
+            if (!live[b] || p->region[b] != DPOC_R_GRADS || slot_root[b] || g->nodes[b].op == OP_RESHAPE) continue;
+            int overlap_time = kstep[a] <= last[b] && kstep[b] <= last[a];
+            int overlap_mem = p->offset[a] < p->offset[b] + nbytes(g, b) && p->offset[b] < p->offset[a] + nbytes(g, a);
+            CHECK_MSG(!(overlap_time && overlap_mem), "%s: %%%d and %%%d overlap in GRADS while both live", label,
+                      (int)a, (int)b);
+        }
+    }
+    free(slot_root);
     int64_t top = 0, peak_live = 0;
     for (int32_t a = 0; a < n; a++) {
         if (!live[a] || p->region[a] != DPOC_R_ARENA || g->nodes[a].op == OP_RESHAPE) continue;
@@ -238,6 +262,15 @@ static void test_model_plan(void) {
     }
 }
 
+/* builds g's tensor table and plan into *tt and *p and checks the plan */
+static void plan_checked(IrGraph *g, TensorTable *tt, SchedPlan *p, const char *label) {
+    IrGraph *gs[1] = {g};
+    char err[512];
+    CHECK_MSG(tensor_table_build(tt, gs, 1, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(sched_plan(g, tt, p, err, sizeof err) == 0, "%s", err);
+    check_plan(g, tt, p, label);
+}
+
 /* first fit reuses a buffer once its last reader has run */
 static void test_reuse_and_alias(void) {
     IrGraph g;
@@ -254,13 +287,9 @@ static void test_reuse_and_alias(void) {
     int32_t h = ir_add(&g, ir_unary(&g, OP_EXP, f), f); /* f read after exp(f): e stays live */
     CHECK(ir_add_output(&g, "d", rd, IR_OUT_VALUE) == 0);
     CHECK(ir_add_output(&g, "h", h, IR_OUT_VALUE) == 0);
-    IrGraph *gs[1] = {&g};
     TensorTable tt;
     SchedPlan p;
-    char err[256];
-    CHECK_MSG(tensor_table_build(&tt, gs, 1, err, sizeof err) == 0, "%s", err);
-    CHECK_MSG(sched_plan(&g, &tt, &p, err, sizeof err) == 0, "%s", err);
-    check_plan(&g, &tt, &p, "chain");
+    plan_checked(&g, &tt, &p, "chain");
     CHECK(p.region[a] == DPOC_R_ARENA && p.region[b] == DPOC_R_ARENA && p.region[c] == DPOC_R_ARENA);
     CHECK(p.offset[a] == 0 && p.offset[b] == 64);
     CHECK(p.offset[c] == 0); /* a's last reader (sin) ran before cos */
@@ -271,6 +300,38 @@ static void test_reuse_and_alias(void) {
     CHECK(p.ncopies == 0);
     CHECK(p.nkernels == 7); /* exp sin cos neg abs exp add */
     CHECK(p.arena_bytes == 128); /* a,c,exp f at 0; b,e at 64 */
+    sched_plan_free(&p);
+    tensor_table_free(&tt);
+    ir_free(&g);
+}
+
+/* A gradient slot written late holds earlier temporaries: w's gradient is
+ * the last kernel, so exp(x), read only by sin, lives in w's slot, then
+ * abs(cos), read only by the mul before it; cos(sin) is read by the kernel
+ * that writes the slot, and sin(exp) is written while exp(x) is still read,
+ * so both stay in the arena. */
+static void test_grads_scratch(void) {
+    IrGraph g;
+    ir_init(&g);
+    int64_t s[1] = {16}; /* 64 bytes in f32 */
+    int32_t x = ir_input(&g, "x", DT_F32, 1, s);
+    int32_t w = ir_param(&g, "w", DT_F32, 1, s, IR_PARAM_TRAINABLE);
+    int32_t a = ir_unary(&g, OP_EXP, x);
+    int32_t b = ir_unary(&g, OP_SIN, a);
+    int32_t c = ir_unary(&g, OP_COS, b);
+    int32_t d = ir_unary(&g, OP_ABS, c);
+    int32_t gw = ir_add(&g, ir_mul(&g, d, w), c); /* c is read by the slot's own kernel */
+    CHECK(ir_add_output(&g, "loss", t_sum_all(&g, ir_mul(&g, w, x)), IR_OUT_LOSS) == 0);
+    CHECK(ir_add_output(&g, "w", gw, IR_OUT_GRAD) == 0);
+    TensorTable tt;
+    SchedPlan p;
+    plan_checked(&g, &tt, &p, "grads scratch");
+    const TensorEntry *e = tensor_table_find(&tt, "w", TR_GRAD);
+    CHECK(e && p.region[gw] == DPOC_R_GRADS && p.offset[gw] == e->offset);
+    CHECK_MSG(p.region[a] == DPOC_R_GRADS && p.offset[a] == e->offset, "exp(x) in w's slot (region %d)", p.region[a]);
+    CHECK(p.region[d] == DPOC_R_GRADS && p.offset[d] == e->offset);
+    CHECK(p.region[b] == DPOC_R_ARENA && p.region[c] == DPOC_R_ARENA);
+    CHECK(p.grads_scratch_bytes == 64);
     sched_plan_free(&p);
     tensor_table_free(&tt);
     ir_free(&g);
@@ -287,13 +348,9 @@ static void test_param_outputs(void) {
     CHECK(ir_add_output(&g, "u_value", u, IR_OUT_VALUE) == 0);
     PassCtx c = {0};
     CHECK_MSG(pass_pipeline_run(&g, &c, "autodiff,simplify") == 0, "%s", c.err);
-    IrGraph *gs[1] = {&g};
     TensorTable tt;
     SchedPlan p;
-    char err[256];
-    CHECK_MSG(tensor_table_build(&tt, gs, 1, err, sizeof err) == 0, "%s", err);
-    CHECK_MSG(sched_plan(&g, &tt, &p, err, sizeof err) == 0, "%s", err);
-    check_plan(&g, &tt, &p, "params");
+    plan_checked(&g, &tt, &p, "params");
     int32_t gu = g.outs[ir_find_output(&g, "u")].id;
     CHECK(g.nodes[gu].op == OP_CONST && p.region[gu] == DPOC_R_GRADS);
     CHECK(p.ncopies == 1 && p.copies[0].after == -1 && p.copies[0].region == DPOC_R_OUTPUTS);
@@ -389,6 +446,7 @@ int main(void) {
     test_model_plan();
     test_reuse_and_alias();
     test_param_outputs();
+    test_grads_scratch();
     test_table_layout();
     test_plan_errors();
     return check_done("test_schedule");
