@@ -38,12 +38,15 @@
  *     column index compared with a row's target, a causal mask). Storing
  *     one would cost a buffer of its full size for a few ops per element;
  *   - *light expressions* are recomputed by each of up to 4 readers, each
- *     reading them element for element: cheap elementwise ops (no exp, log,
- *     div) at most 4 deep over index expressions, small broadcasts and at
- *     most one *big* value that is stored anyway (a param, an input, a
- *     matmul, a reduction: anything no kernel computes inline, with more
- *     than 1/8 of the expression's elements). The scaled, causally masked
- *     scores that a softmax's row max and its exp both read are one: each
+ *     reading them element for element: cheap elementwise ops and sigmoid
+ *     (one vector exp per element costs less than writing a buffer and
+ *     reading it back; no bare exp, log, div) at most 4 deep over index
+ *     expressions, small broadcasts and at most one *big* value that is
+ *     stored anyway (a param, an input, a matmul, a reduction: anything no
+ *     kernel computes inline, with more than 1/8 of the expression's
+ *     elements). The scaled, causally masked scores that a softmax's row
+ *     max and its exp both read are one, and the SwiGLU backward's
+ *     sigmoid(gate) and gate * sigmoid(gate): each
  *     reader reads the matmul's buffer where it would have read the
  *     expression's, so recomputing costs a few ops per element and saves
  *     the expression's write and its buffer;
@@ -136,7 +139,7 @@ static int light_walk(const IrGraph *g, int32_t x, int64_t numel, int depth, int
     }
     if (depth <= 0) return 0;
     if (op == OP_RESHAPE || op == OP_BROADCAST) return light_walk(g, n->in[0], numel, depth - 1, big);
-    if (!is_cheap(op) || is_free(op) || op == OP_PICK || op == OP_UNPICK || ir_numel(n) != numel) return 0;
+    if ((!is_cheap(op) && op != OP_SIGMOID) || is_free(op) || op == OP_PICK || op == OP_UNPICK || ir_numel(n) != numel) return 0;
     for (int i = 0; i < ir_op_info[op].nin; i++)
         if (!light_walk(g, n->in[i], numel, depth - 1, big)) return 0;
     return 1;
