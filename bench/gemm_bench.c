@@ -4,11 +4,15 @@
  *        gemm_bench --tokens M --hidden H --q QD --kv KVD --inter I --vocab V [...]
  *
  * With --model, the shapes are every distinct f32 matmul of the model's
- * train_step graph as the compiler produces it (frontend, then the passes
- * simplify, autodiff, simplify): the forward A.B^T of each linear layer,
- * its input gradient A.B and weight gradient A^T.B, and the batched
- * attention products (scores, weighted values and their gradients), each
- * with the number of times one step computes it. With the --tokens flags,
+ * train_step graph as the compiler produces it by default (frontend with
+ * dpoc compile's automatic choices, then the passes simplify, autodiff,
+ * simplify), the head dense: the forward A.B^T of each linear layer, its
+ * input gradient A.B and weight gradient A^T.B, the head's per vocabulary
+ * chunk, and the batched attention products (scores, weighted values and
+ * their gradients) only where attention is blocked (a head_dim that is not
+ * a multiple of 16): attention as one op runs its own tiled kernels, timed
+ * with the step. Each shape comes with the number of times one step
+ * computes it. With the --tokens flags,
  * the linear layers only: for each projection x[M,in] -> y[M,out] (q, k/v,
  * o, gate/up, down, the LM head) the forward y = x.W^T, dx = dy.W and
  * dW = dy^T.x.
@@ -238,7 +242,15 @@ static int model_shapes(const char *path, Shape **out, int *nout) {
     }
     IrGraph g;
     ir_init(&g);
-    BuildOptions bo = {.dtype = DT_F32, .dense_head = 1}; /* the head's GEMMs at their dense shapes */
+    /* the step's defaults (as dpoc compile chooses them), but the head's
+     * GEMMs at their dense shapes: attention as one op where the model
+     * allows it (its products are the op's own tiled kernels, not matmuls),
+     * the head in its vocabulary chunks */
+    int64_t vchunk, ablock;
+    int akeep, hkeep, fused = model_attn_fused_default(&cfg);
+    model_auto_chunks(&cfg, model_rows(&cfg) * model_row_len(&cfg), &vchunk, &ablock, &akeep, &hkeep);
+    BuildOptions bo = {.dtype = DT_F32, .dense_head = 1, .vocab_chunk = vchunk, .attn_block = fused ? 0 : ablock,
+                       .attn_keep = akeep, .attn_fused = fused, .head_keep = hkeep, .remat_activations = 1};
     PassCtx pc;
     memset(&pc, 0, sizeof pc);
     pc.log = stderr;
