@@ -249,7 +249,7 @@ static int model_shapes(const char *path, Shape **out, int *nout) {
     int64_t vchunk, ablock;
     int akeep, hkeep, fused = model_attn_fused_default(&cfg);
     model_auto_chunks(&cfg, model_rows(&cfg) * model_row_len(&cfg), &vchunk, &ablock, &akeep, &hkeep);
-    BuildOptions bo = {.dtype = DT_F32, .dense_head = 1, .vocab_chunk = vchunk, .attn_block = fused ? 0 : ablock,
+    BuildOptions bo = {.dtype = DT_F32, .dense_head = 1, .vocab_chunk = vchunk, .attn_block = ablock,
                        .attn_keep = akeep, .attn_fused = fused, .head_keep = hkeep, .remat_activations = 1};
     PassCtx pc;
     memset(&pc, 0, sizeof pc);

@@ -46,9 +46,9 @@
  *     kernel computes inline, with more than 1/8 of the expression's
  *     elements). The scaled, causally masked scores that a softmax's row
  *     max and its exp both read are one, and the SwiGLU backward's
- *     sigmoid(gate) and gate * sigmoid(gate): each
- *     reader reads the matmul's buffer where it would have read the
- *     expression's, so recomputing costs a few ops per element and saves
+ *     sigmoid(gate) and gate * sigmoid(gate): each reader reads the
+ *     matmul's buffer where it would have read the expression's, so
+ *     recomputing costs a few ops per element and saves
  *     the expression's write and its buffer;
  *   - any other producer with several readers is stored: recomputing it
  *     would repeat real work or read more (two big inputs per reader instead
@@ -139,7 +139,8 @@ static int light_walk(const IrGraph *g, int32_t x, int64_t numel, int depth, int
     }
     if (depth <= 0) return 0;
     if (op == OP_RESHAPE || op == OP_BROADCAST) return light_walk(g, n->in[0], numel, depth - 1, big);
-    if ((!is_cheap(op) && op != OP_SIGMOID) || is_free(op) || op == OP_PICK || op == OP_UNPICK || ir_numel(n) != numel) return 0;
+    int light_op = (is_cheap(op) || op == OP_SIGMOID) && !is_free(op) && op != OP_PICK && op != OP_UNPICK;
+    if (!light_op || ir_numel(n) != numel) return 0;
     for (int i = 0; i < ir_op_info[op].nin; i++)
         if (!light_walk(g, n->in[i], numel, depth - 1, big)) return 0;
     return 1;
