@@ -103,19 +103,21 @@ static LLVMValueRef fconst(Cg *c, double v) { return LLVMConstReal(c->f32, v); }
 typedef struct Ukr {
     LLVMValueRef fn;
     LLVMTypeRef ty;
+    int64_t nr; /* its columns: the packed B rows' stride */
 } Ukr;
 
 static Ukr ukr_of(Cg *c, const CgGemmCfg *cfg, int rows) {
     Ukr u;
     u.fn = cg_gemm_ukr(c, cfg, rows, &u.ty);
+    u.nr = cfg->nr;
     return u;
 }
 
-/* c[i*ldc + j] (+)= sum_k<kc a[i*rs + k*cs] * b[k*nr + j] over the micro-tile */
+/* c[i*ldc + j] (+)= sum_k<kc a[i*rs + k*cs] * b[k*nr + j] over the micro-tile (b packed) */
 static void ukr_call(Cg *c, Ukr u, LLVMValueRef a, LLVMValueRef rs, LLVMValueRef cs, LLVMValueRef bp, LLVMValueRef kc,
                      LLVMValueRef cp, int64_t ldc, int acc) {
-    LLVMValueRef args[8] = {a, rs, cs, bp, kc, cp, cg_i64(c, ldc), LLVMConstInt(c->i32, (unsigned long long)acc, 0)};
-    LLVMBuildCall2(c->b, u.ty, u.fn, args, 8, "");
+    LLVMValueRef args[9] = {a, rs, cs, bp, cg_i64(c, u.nr), kc, cp, cg_i64(c, ldc), LLVMConstInt(c->i32, (unsigned long long)acc, 0)};
+    LLVMBuildCall2(c->b, u.ty, u.fn, args, 9, "");
 }
 
 /* dst[r*ncols + d] = element src0 + r*src_ld + d of node src for r < nvalid, 0 for nvalid <= r < nrows */

@@ -31,11 +31,24 @@
  *         for each nr-wide panel j of Bp, each mr-high panel i of the block:
  *           micro-kernel on C[m0+i.., n0+j..], accumulating when p0 > 0
  *
- * A micro-tile that sticks out of C (last rows or columns) runs on a small
- * stack tile Ct instead: C's valid part is copied in (p0 > 0), the
- * micro-kernel of the fewest rows that cover the valid ones (1, 2, 4, 8
- * below mr, else mr; cg_gemm_ukr.c) runs with ldc = nr, and the valid part
- * is copied back. Every
+ * Packing pays when many panels of the other operand reuse a packed one.
+ * When few do (plan_in_place), a stored operand is read where it lies: a
+ * row-major B (tb = 0) whose M has at most IN_PLACE_B_PANELS micro-panels
+ * (its k rows are nr consecutive floats, stride N: only a partial last
+ * panel is packed), and A^T (ta = 1) when an N block has at most
+ * IN_PLACE_A_PANELS panels (a micro-panel's column k is mr consecutive
+ * floats, stride M).
+ * Those are the small weight gradients of narrow models: A^T.B with M = 32
+ * and N = 64 spent longer packing both operands than multiplying them.
+ *
+ * A micro-tile of all nr columns whose rows are mr, or exactly 1, 2, 4 or
+ * 8 (< mr), runs on C itself with the micro-kernel of that many rows
+ * (cg_gemm_ukr.c), reading A in place too: it touches no row past the last
+ * (M = 32 on 14-row tiles is 14 + 14 + 4). Any other micro-tile that
+ * sticks out of C (last rows or columns) runs on a small stack tile Ct: C's
+ * valid part is copied in (p0 > 0), the micro-kernel of the fewest rows
+ * that cover the valid ones (1, 2, 4, 8 below mr, else mr) runs with
+ * ldc = nr, and the valid part is copied back. Every
  * output element therefore sees the same fma chain over k = 0..K-1 in every
  * path, whichever tile, K block or thread computes it: results are bitwise
  * independent of how the runtime splits the tiles, and K is never split
@@ -183,12 +196,21 @@ LLVMValueRef cg_gemm_ceil_div(Cg *c, LLVMValueRef x, LLVMValueRef q) {
     return LLVMBuildSDiv(b, LLVMBuildNSWAdd(b, x, LLVMBuildNSWSub(b, q, cg_i64(c, 1), ""), ""), q, "");
 }
 
-/* flat index of A(row, p0), A row-major (ta = 0) */
+/* flat index of A(row, p0) in the current batch: A stored [M, K] (ta = 0)
+ * or [K, M] (ta = 1) */
 static LLVMValueRef a_flat_direct(const CgGemmOps *o, LLVMValueRef row, LLVMValueRef p0) {
     LLVMBuilderRef b = o->k->c->b;
     LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, LLVMBuildNSWMul(b, o->M, o->K, ""), "");
-    LLVMValueRef in = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, o->K, ""), p0, "");
+    LLVMValueRef in = o->ta ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, p0, o->M, ""), row, "")
+                            : LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, o->K, ""), p0, "");
     return LLVMBuildNSWAdd(b, base, in, "");
+}
+
+/* flat index of B(p0, col) in the current batch, B stored [K, N] (tb = 0) */
+static LLVMValueRef b_flat_direct(const CgGemmOps *o, LLVMValueRef p0, LLVMValueRef col) {
+    LLVMBuilderRef b = o->k->c->b;
+    LLVMValueRef base = LLVMBuildNSWMul(b, o->bat, LLVMBuildNSWMul(b, o->K, o->N, ""), "");
+    return LLVMBuildNSWAdd(b, base, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, p0, o->N, ""), col, ""), "");
 }
 
 /* A rows [m0, m0 + rows) x [p0, p0 + kc) to dst (row stride ldr), by vectors */
@@ -339,11 +361,45 @@ static LLVMValueRef panel_live(const CgGemmOps *o, LLVMValueRef row, LLVMValueRe
     return any;
 }
 
+/* i1: a partial micro-panel of `rows` rows (0 < rows < mr) that a smaller
+ * micro-kernel covers exactly (1, 2, 4, 8 rows): it reads A and writes C
+ * in place, since it touches no row past the last */
+static LLVMValueRef exact_rows(Cg *c, LLVMValueRef rows) {
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef pow2 = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildAnd(b, rows, LLVMBuildNSWSub(b, rows, cg_i64(c, 1), ""), ""),
+                                      cg_i64(c, 0), "");
+    return LLVMBuildAnd(b, pow2, LLVMBuildICmp(b, LLVMIntSLT, rows, cg_i64(c, 32), ""), "");
+}
+
+/* Calls the micro-kernel for a micro-panel of mrc rows, then branches to
+ * after: exact, mrc is mr or one of the smaller kernels' row counts (1, 2,
+ * 4, 8 below mr) and that kernel runs; otherwise the kernel of the fewest
+ * rows, a power of two below mr, that covers mrc (else mr's), whose rows
+ * past mrc land in the stack tile and are dropped. */
+static void call_by_rows(Cg *c, int mr, LLVMTypeRef ukty, LLVMValueRef ukr, const LLVMValueRef *ukr_rows,
+                         LLVMValueRef mrc, LLVMValueRef *args, int exact, LLVMBasicBlockRef after) {
+    LLVMBuilderRef b = c->b;
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(b));
+    LLVMBasicBlockRef bmr = LLVMAppendBasicBlockInContext(c->ctx, fn, "mrrows");
+    LLVMValueRef sw = LLVMBuildSwitch(b, mrc, bmr, (unsigned)mr);
+    for (int r = 1; r < mr && r < 32; r *= 2) {
+        LLVMBasicBlockRef br = LLVMAppendBasicBlockInContext(c->ctx, fn, "fewrows");
+        for (int q = exact ? r : r / 2 + 1; q <= r; q++) LLVMAddCase(sw, cg_i64(c, q), br);
+        LLVMPositionBuilderAtEnd(b, br);
+        LLVMBuildCall2(b, ukty, ukr_rows[r], args, 9, "");
+        LLVMBuildBr(b, after);
+    }
+    LLVMPositionBuilderAtEnd(b, bmr);
+    LLVMBuildCall2(b, ukty, ukr, args, 9, "");
+    LLVMBuildBr(b, after);
+}
+
 /* scratch sizes (floats) and how A is read: what the loops need to know at
  * compile time */
 typedef struct GemmPlan {
-    int a_direct;   /* A row-major and stored: micro-panels read in place */
-    int a_copy;     /* ... through a padded copy of the M block's rows */
+    int a_direct;   /* A stored: full micro-panels read in place (gemm_plan) */
+    int a_copy;     /* ... through a padded copy of the M block's rows (ta = 0) */
+    int b_direct;   /* B stored [K, N]: full nr-column panels read in place */
     int64_t kcmax, ncmax, mcmax;
 } GemmPlan;
 
@@ -356,7 +412,7 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMBuilderRef b = c->b;
     const CgGemmCfg *cfg = o->cfg;
     int mr = cfg->mr, nr = cfg->nr;
-    LLVMValueRef Bp = cg_stack_f32(k, pl->kcmax * pl->ncmax, "bpack");
+    LLVMValueRef Bp = cg_stack_f32(k, pl->kcmax * (pl->b_direct ? nr : pl->ncmax), "bpack");
     LLVMValueRef Ap = pl->a_direct ? NULL : cg_stack_f32(k, pl->mcmax * pl->kcmax + 2 * mr, "apack"); /* slack: cg_gemm_pack_a */
     LLVMValueRef Ae = pl->a_direct ? cg_stack_f32(k, mr * pl->kcmax + 2 * mr, "aedge") : NULL;
     int64_t ldr = pl->kcmax + 16;
@@ -453,7 +509,16 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     } else {
         accum = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntSGT, p0, i64z, ""), c->i32, "");
     }
-    cg_gemm_pack_b(o, Bp, p0, kk, n0, ncur);
+    LLVMValueRef nbfull = NULL; /* B read in place: the block's columns in whole panels */
+    if (pl->b_direct) { /* only a partial last panel is packed (zero columns) */
+        LLVMBasicBlockRef bjoin;
+        nbfull = LLVMBuildNSWMul(b, LLVMBuildSDiv(b, ncur, cg_i64(c, nr), ""), cg_i64(c, nr), "nbfull");
+        cg_if_begin(c, LLVMBuildICmp(b, LLVMIntSLT, nbfull, ncur, ""), &bjoin);
+        cg_gemm_pack_b(o, Bp, p0, kk, LLVMBuildNSWAdd(b, n0, nbfull, ""), LLVMBuildNSWSub(b, ncur, nbfull, ""));
+        cg_if_end(c, bjoin);
+    } else {
+        cg_gemm_pack_b(o, Bp, p0, kk, n0, ncur);
+    }
 
     cg_for_begin(c, &tt, i64z, nblk, "tile");
     LLVMValueRef m0 = LLVMBuildNSWAdd(b, r0, LLVMBuildNSWMul(b, tt.iv, mc, ""), "m0");
@@ -462,10 +527,13 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMBasicBlockRef join;
     if (pl->a_direct) {
         /* only a partial last micro-panel is packed (zero rows) */
-        cg_if_begin(c, LLVMBuildICmp(b, LLVMIntSLT, mfull, mcur, ""), &join);
-        cg_gemm_pack_a(o, Ae, LLVMBuildNSWAdd(b, m0, mfull, ""), LLVMBuildNSWSub(b, mcur, mfull, ""), p0, kc);
+        LLVMValueRef part = LLVMBuildNSWSub(b, mcur, mfull, "");
+        LLVMValueRef packed = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGT, part, i64z, ""),
+                                           LLVMBuildNot(b, exact_rows(c, part), ""), "");
+        cg_if_begin(c, packed, &join);
+        cg_gemm_pack_a(o, Ae, LLVMBuildNSWAdd(b, m0, mfull, ""), part, p0, kc);
         cg_if_end(c, join);
-        if (pl->a_copy) copy_rows(o, Ar, ldr, m0, mfull, p0, kc);
+        if (pl->a_copy) copy_rows(o, Ar, ldr, m0, mcur, p0, kc);
     } else {
         cg_gemm_pack_a(o, Ap, m0, mcur, p0, kk);
     }
@@ -482,7 +550,15 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     cg_for_begin(c, &jr, i64z, npan, "jr");
     LLVMValueRef j0 = LLVMBuildNSWMul(b, jr.iv, cg_i64(c, nr), "");
     LLVMValueRef nrc = cg_smin(c, cg_i64(c, nr), LLVMBuildNSWSub(b, ncur, j0, ""));
-    LLVMValueRef bpan = cg_gep(c, c->f32, Bp, LLVMBuildNSWMul(b, jr.iv, LLVMBuildNSWMul(b, kk, cg_i64(c, nr), ""), ""));
+    LLVMValueRef bpan, ldb = cg_i64(c, nr);
+    if (pl->b_direct) {
+        LLVMValueRef whole = LLVMBuildICmp(b, LLVMIntSLT, j0, nbfull, "");
+        LLVMValueRef inplace = cg_gep(c, c->f32, o->bptr, b_flat_direct(o, p0, LLVMBuildNSWAdd(b, n0, j0, "")));
+        bpan = LLVMBuildSelect(b, whole, inplace, Bp, "");
+        ldb = LLVMBuildSelect(b, whole, o->N, ldb, "");
+    } else {
+        bpan = cg_gep(c, c->f32, Bp, LLVMBuildNSWMul(b, jr.iv, LLVMBuildNSWMul(b, kk, cg_i64(c, nr), ""), ""));
+    }
     cg_for_begin(c, &ir, i64z, mpan, "ir");
     LLVMValueRef i0 = LLVMBuildNSWMul(b, ir.iv, cg_i64(c, mr), "");
     LLVMValueRef mrc = cg_smin(c, cg_i64(c, mr), LLVMBuildNSWSub(b, mcur, i0, ""));
@@ -490,12 +566,17 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     /* A operand of this micro-panel */
     LLVMValueRef ap, rs, cs;
     if (pl->a_direct) {
-        LLVMValueRef fullrows = LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), "");
+        LLVMValueRef fullrows = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), ""), exact_rows(c, mrc), "");
         LLVMValueRef inplace = pl->a_copy ? cg_gep(c, c->f32, Ar, LLVMBuildNSWMul(b, i0, cg_i64(c, ldr), ""))
                                           : cg_gep(c, c->f32, o->aptr, a_flat_direct(o, row, p0));
         ap = LLVMBuildSelect(b, fullrows, inplace, Ae, "");
-        rs = LLVMBuildSelect(b, fullrows, pl->a_copy ? cg_i64(c, ldr) : o->K, cg_i64(c, 1), "");
-        cs = LLVMBuildSelect(b, fullrows, cg_i64(c, 1), cg_i64(c, mr), "");
+        if (o->ta) { /* A stored [K, M]: row i of the panel at +i, column k at +k M */
+            rs = cg_i64(c, 1);
+            cs = LLVMBuildSelect(b, fullrows, o->M, cg_i64(c, mr), "");
+        } else {
+            rs = LLVMBuildSelect(b, fullrows, pl->a_copy ? cg_i64(c, ldr) : o->K, cg_i64(c, 1), "");
+            cs = LLVMBuildSelect(b, fullrows, cg_i64(c, 1), cg_i64(c, mr), "");
+        }
     } else {
         ap = cg_gep(c, c->f32, Ap, LLVMBuildNSWMul(b, ir.iv, LLVMBuildNSWMul(b, kk, cg_i64(c, mr), ""), ""));
         rs = cg_i64(c, 1);
@@ -504,8 +585,10 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMValueRef cflat = LLVMBuildNSWAdd(b, cbase, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, o->N, ""),
                                                                   LLVMBuildNSWAdd(b, n0, j0, ""), ""), "");
     LLVMValueRef cp = cg_gep(c, c->f32, o->cptr, cflat);
-    LLVMValueRef full = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), ""),
-                                     LLVMBuildICmp(b, LLVMIntEQ, nrc, cg_i64(c, nr), ""), "");
+    /* a tile of all nr columns and mr rows, or of a row count some
+     * micro-kernel covers exactly, runs on C itself */
+    LLVMValueRef rows_fit = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), ""), exact_rows(c, mrc), "");
+    LLVMValueRef full = LLVMBuildAnd(b, rows_fit, LLVMBuildICmp(b, LLVMIntEQ, nrc, cg_i64(c, nr), ""), "");
     LLVMBasicBlockRef bfull = LLVMAppendBasicBlockInContext(c->ctx, fn, "full");
     LLVMBasicBlockRef bedge = LLVMAppendBasicBlockInContext(c->ctx, fn, "edge");
     LLVMBasicBlockRef bnext = LLVMAppendBasicBlockInContext(c->ctx, fn, "next");
@@ -517,31 +600,16 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     }
     LLVMBuildCondBr(b, full, bfull, bedge);
     LLVMPositionBuilderAtEnd(b, bfull);
-    LLVMValueRef args[8] = {ap, rs, cs, bpan, kk, cp, o->N, accum};
-    LLVMBuildCall2(b, ukty, ukr, args, 8, "");
-    LLVMBuildBr(b, bnext);
+    LLVMValueRef args[9] = {ap, rs, cs, bpan, ldb, kk, cp, o->N, accum};
+    call_by_rows(c, mr, ukty, ukr, ukr_rows, mrc, args, 1, bnext);
     LLVMPositionBuilderAtEnd(b, bedge);
     cg_if_begin(c, LLVMBuildICmp(b, LLVMIntNE, accum, LLVMConstInt(c->i32, 0, 0), ""), &join);
     copy_tile(k, Ct, cg_i64(c, nr), cp, o->N, mrc, nrc, 0);
     cg_if_end(c, join);
-    LLVMValueRef eargs[8] = {ap, rs, cs, bpan, kk, Ct, cg_i64(c, nr), accum};
-    {   /* the micro-kernel of the fewest rows, a power of two below mr, that
-         * covers mrc (else mr): rows past that are not computed */
-        LLVMBasicBlockRef bdone = LLVMAppendBasicBlockInContext(c->ctx, fn, "edgedone");
-        LLVMBasicBlockRef bmr = LLVMAppendBasicBlockInContext(c->ctx, fn, "edgemr");
-        LLVMValueRef sw = LLVMBuildSwitch(b, mrc, bmr, (unsigned)(mr - 1));
-        for (int r = 1; r < mr && r < 32; r *= 2) {
-            LLVMBasicBlockRef br = LLVMAppendBasicBlockInContext(c->ctx, fn, "edgerows");
-            for (int q = r / 2 + 1; q <= r; q++) LLVMAddCase(sw, cg_i64(c, q), br);
-            LLVMPositionBuilderAtEnd(b, br);
-            LLVMBuildCall2(b, ukty, ukr_rows[r], eargs, 8, "");
-            LLVMBuildBr(b, bdone);
-        }
-        LLVMPositionBuilderAtEnd(b, bmr);
-        LLVMBuildCall2(b, ukty, ukr, eargs, 8, "");
-        LLVMBuildBr(b, bdone);
-        LLVMPositionBuilderAtEnd(b, bdone);
-    }
+    LLVMValueRef eargs[9] = {ap, rs, cs, bpan, ldb, kk, Ct, cg_i64(c, nr), accum};
+    LLVMBasicBlockRef bdone = LLVMAppendBasicBlockInContext(c->ctx, fn, "edgedone");
+    call_by_rows(c, mr, ukty, ukr, ukr_rows, mrc, eargs, 0, bdone);
+    LLVMPositionBuilderAtEnd(b, bdone);
     copy_tile(k, cp, o->N, Ct, cg_i64(c, nr), mrc, nrc, 1);
     LLVMBuildBr(b, bnext);
     LLVMPositionBuilderAtEnd(b, bnext);
@@ -589,18 +657,43 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
  * when they are long (K > 2048: the M block would not stay in L2) */
 static int a_needs_copy(int64_t K) { return K % 1024 == 0 || K > 2048; }
 
+/* How few panels of the other operand make packing not pay: a stored A^T
+ * is read in place when an N block has at most IN_PLACE_A_PANELS panels of
+ * nr columns, a stored row-major B when M has at most IN_PLACE_B_PANELS
+ * micro-panels of mr rows (bench/RESULTS.md, session 15: tiny's weight
+ * gradients, M = 32..128 and N = 64..128, gain most at these limits). */
+enum { IN_PLACE_A_PANELS = 8, IN_PLACE_B_PANELS = 12 };
+
+/* Which operands the loops read in place: A row-major and stored always
+ * (rows copied when a_needs_copy), A^T stored and B row-major stored when
+ * few panels of the other operand would reuse their packing; never under a
+ * contraction mask, which gathers the live k. */
+static void plan_in_place(const CgGemmCfg *cfg, const CgGemmDims *d, int a_stored, int b_stored, int mask_dim,
+                          GemmPlan *pl) {
+    memset(pl, 0, sizeof *pl);
+    int gather = mask_dim == 1;
+    /* A^T's columns k lie M floats apart: at M a multiple of 1024 (4 KiB)
+     * a micro-panel's k all fall into one cache set (as a_needs_copy) */
+    int at_ok = d->nc / cfg->nr <= IN_PLACE_A_PANELS && d->M % 1024 != 0;
+    pl->a_direct = a_stored && !gather && (!d->ta || at_ok);
+    pl->a_copy = pl->a_direct && !d->ta && a_needs_copy(d->K);
+    int64_t mpan = (d->M + cfg->mr - 1) / cfg->mr;
+    pl->b_direct = b_stored && !gather && !d->tb && mpan <= IN_PLACE_B_PANELS;
+}
+
 /* The shared driver of one (ta, tb, A rows copied) variant, emitted once per
  * module: void drv(ptr A, ptr B, ptr C, i64 M, i64 N, i64 K, i64 mc, i64 nb,
  * i64 begin, i64 end), both operands stored. noinline: every matmul kernel
  * with stored operands calls it, so the module holds one copy of the loops
  * per variant rather than one per shape. */
-static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, int a_copy, int mask_dim,
+static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, const GemmPlan *want, int mask_dim,
                                   LLVMTypeRef *fty) {
     LLVMTypeRef params[13] = {c->ptr, c->ptr, c->ptr, c->i64, c->i64, c->i64,
                               c->i64, c->i64, c->i64, c->i64, c->ptr, c->ptr, c->ptr};
     *fty = LLVMFunctionType(c->voidt, params, mask_dim >= 0 ? 13 : 12, 0);
     char name[64];
-    snprintf(name, sizeof name, "dpoc_gemm_f32_%c%c%s%s", ta ? 't' : 'n', tb ? 't' : 'n', a_copy ? "_rowcopy" : "",
+    snprintf(name, sizeof name, "dpoc_gemm_f32_%c%c%s%s%s%s", ta ? 't' : 'n', tb ? 't' : 'n',
+             want->a_copy ? "_rowcopy" : "", ta && want->a_direct ? "_ain" : "", want->b_direct ? "_bin" : "",
              mask_dim == 0 ? "_maskrows" : mask_dim == 1 ? "_maskk" : "");
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
     if (fn) return fn;
@@ -625,8 +718,10 @@ static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, i
     o.K = LLVMGetParam(fn, 5);
     o.epi_fn = LLVMGetParam(fn, 10);
     o.epi_args = LLVMGetParam(fn, 11);
-    GemmPlan pl = {.a_direct = !ta && mask_dim != 1, .a_copy = a_copy, .kcmax = cfg->kc, .ncmax = cfg->nc_max,
-                   .mcmax = cfg->mc_max};
+    GemmPlan pl = *want;
+    pl.kcmax = cfg->kc;
+    pl.ncmax = cfg->nc_max;
+    pl.mcmax = cfg->mc_max;
     emit_loops(&o, &pl, LLVMGetParam(fn, 6), LLVMGetParam(fn, 7), LLVMGetParam(fn, 8), LLVMGetParam(fn, 9), NULL);
     LLVMBuildRetVoid(c->b);
     LLVMPositionBuilderAtEnd(c->b, k.entry);
@@ -658,12 +753,11 @@ void cg_emit_gemm(CgKern *k, int32_t mm, LLVMValueRef begin, LLVMValueRef end, c
         o.mask_dim = (int)root->attr[2];
         m_stored = cg_is_stored(k, root->in[2]);
     }
-    /* A's rows are read in place unless a contraction mask gathers its k */
-    GemmPlan pl = {.a_direct = !d.ta && a_stored && o.mask_dim != 1};
-    pl.a_copy = pl.a_direct && a_needs_copy(d.K);
+    GemmPlan pl;
+    plan_in_place(&cfg, &d, a_stored, b_stored, o.mask_dim, &pl);
     if (a_stored && b_stored && m_stored) {
         LLVMTypeRef fty;
-        LLVMValueRef drv = shared_driver(c, &cfg, d.ta, d.tb, pl.a_copy, o.mask_dim, &fty);
+        LLVMValueRef drv = shared_driver(c, &cfg, d.ta, d.tb, &pl, o.mask_dim, &fty);
         LLVMValueRef efn = epi && epi->fn ? epilogue_function(k, epi, o.N) : LLVMConstNull(c->ptr);
         if (!efn) return;
         LLVMValueRef args[13] = {o.aptr, o.bptr, o.cptr, o.M, o.N, o.K, cg_i64(c, d.mc), cg_i64(c, d.nb), begin, end,

@@ -71,8 +71,8 @@ LLVMValueRef cg_gemm_ceil_div(Cg *c, LLVMValueRef x, LLVMValueRef q);
 /* ---- pieces (cg_gemm_pack.c, cg_gemm_ukr.c) ---- */
 /* the f32 micro-kernel function of this tile shape over the first rows
  * (1..mr) of the tile (emitted once per module and row count):
- * void ukr(ptr a, i64 rs_a, i64 cs_a, ptr b, i64 kc, ptr c, i64 ldc, i32 accumulate)
- * c[i*ldc + j] (+)= sum_k a[i*rs_a + k*cs_a] * b[k*nr + j], i < rows, j < nr */
+ * void ukr(ptr a, i64 rs_a, i64 cs_a, ptr b, i64 ldb, i64 kc, ptr c, i64 ldc, i32 accumulate)
+ * c[i*ldc + j] (+)= sum_k a[i*rs_a + k*cs_a] * b[k*ldb + j], i < rows, j < nr */
 LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, int rows, LLVMTypeRef *fty);
 
 /* one matmul as the loops and the packing routines see it: dims as i64

@@ -3,7 +3,7 @@
  * One internal function per module and tile shape, called by every matmul
  * kernel (cg_gemm.c):
  *
- *   void ukr(ptr a, i64 rs_a, i64 cs_a, ptr b, i64 kc, ptr c, i64 ldc, i32 acc)
+ *   void ukr(ptr a, i64 rs_a, i64 cs_a, ptr b, i64 ldb, i64 kc, ptr c, i64 ldc, i32 acc)
  *
  * and one per smaller row count r < mr (1, 2, 4, 8) for partial last
  * micro-panels (the same loop over r rows: a partial panel of M = 128 on
@@ -14,8 +14,9 @@
  * values of the k loop, so the register allocator keeps them in vector
  * registers: 12 of the 16 ymm on AVX2, with 2 for the B row and 1 for the
  * broadcast A element). They start at zero, or (acc != 0, a later K block)
- * at the current C tile. Each k step loads the B row b[k*nr .. k*nr+nr) (two
- * vectors, packed contiguously) and for each row i broadcasts
+ * at the current C tile. Each k step loads the B row b[k*ldb .. k*ldb+nr)
+ * (two vectors: ldb = nr in a packed panel, B's row length when a
+ * row-major B is read in place) and for each row i broadcasts
  * a[i*rs_a + k*cs_a] and does acc[i][v] = fma(a, b[v], acc[i][v]). A may be
  * packed (rs_a = 1, cs_a = mr) or read in place from a row-major matrix
  * (rs_a = lda, cs_a = 1): the A operand is only ever broadcast one element
@@ -46,8 +47,8 @@ static void add_noalias(Cg *c, LLVMValueRef fn, unsigned idx) {
 }
 
 LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, int rows, LLVMTypeRef *fty) {
-    LLVMTypeRef params[8] = {c->ptr, c->i64, c->i64, c->ptr, c->i64, c->ptr, c->i64, c->i32};
-    *fty = LLVMFunctionType(c->voidt, params, 8, 0);
+    LLVMTypeRef params[9] = {c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i64, c->ptr, c->i64, c->i32};
+    *fty = LLVMFunctionType(c->voidt, params, 9, 0);
     char name[64];
     snprintf(name, sizeof name, "dpoc_gemm_ukr_f32_%dx%d", rows, cfg->nr);
     LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
@@ -62,12 +63,12 @@ LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, int rows, LLVMTypeRef *fty
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     add_noalias(c, fn, 1);
     add_noalias(c, fn, 4);
-    add_noalias(c, fn, 6);
+    add_noalias(c, fn, 7);
     LLVMBasicBlockRef saved = LLVMGetInsertBlock(c->b);
     LLVMBuilderRef b = c->b;
     LLVMValueRef A = LLVMGetParam(fn, 0), rs = LLVMGetParam(fn, 1), cs = LLVMGetParam(fn, 2);
-    LLVMValueRef B = LLVMGetParam(fn, 3), kc = LLVMGetParam(fn, 4), C = LLVMGetParam(fn, 5);
-    LLVMValueRef ldc = LLVMGetParam(fn, 6), acc_in = LLVMGetParam(fn, 7);
+    LLVMValueRef B = LLVMGetParam(fn, 3), ldb = LLVMGetParam(fn, 4), kc = LLVMGetParam(fn, 5);
+    LLVMValueRef C = LLVMGetParam(fn, 6), ldc = LLVMGetParam(fn, 7), acc_in = LLVMGetParam(fn, 8);
     LLVMTypeRef vt = LLVMVectorType(c->f32, (unsigned)cfg->vw);
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMBasicBlockRef ldblk = LLVMAppendBasicBlockInContext(c->ctx, fn, "loadc");
@@ -125,7 +126,7 @@ LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, int rows, LLVMTypeRef *fty
     LLVMValueRef acc[MAXR][MAXV], nxt[MAXR][MAXV], bv[MAXV];
     for (int i = 0; i < mr; i++)
         for (int v = 0; v < nv; v++) acc[i][v] = LLVMBuildPhi(b, vt, "acc");
-    LLVMValueRef brow = cg_gep(c, c->f32, B, LLVMBuildNSWMul(b, kv, cg_i64(c, cfg->nr), ""));
+    LLVMValueRef brow = cg_gep(c, c->f32, B, LLVMBuildNSWMul(b, kv, ldb, ""));
     for (int v = 0; v < nv; v++) {
         bv[v] = LLVMBuildLoad2(b, vt, cg_gep(c, c->f32, brow, cg_i64(c, v * cfg->vw)), "b");
         LLVMSetAlignment(bv[v], 4);

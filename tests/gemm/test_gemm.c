@@ -8,8 +8,13 @@
  * the micro-tile (6 x 16 on AVX2), the K block (256), the M block and the
  * N block (so tiles, K blocks and partial micro-tiles all occur), K a
  * multiple of 1024 or above 2048 (A's rows copied to a padded buffer, a
- * last K block not a multiple of the vector width), and operands that
- * are not stored (constants, evaluated inline while packing).
+ * last K block not a multiple of the vector width), operands read in place
+ * (A^T with few N panels, B with few M micro-panels: small M and N, whole
+ * and partial panels, batched, several K blocks), partial micro-panels of
+ * 1, 2, 4 or 8 rows (a smaller micro-kernel on C itself: M = 32 and 64 on
+ * 14-row and 6-row tiles) and of other counts (the stack tile), and
+ * operands that are not stored (constants, evaluated inline while
+ * packing).
  *
  * Checks:
  *  - every element against a double-precision loop over the same f32
@@ -24,9 +29,11 @@
  *  - the tile shape follows the target: an AVX-512 build (compiled, not
  *    run) contains the 14 x 32 micro-kernel, the host AVX2 build the 6 x 16
  *    one (when the host has AVX2 and FMA);
- *  - stored operands go through one shared driver per variant, and every
- *    loop nest has the full micro-kernel and those of 1, 2, 4 rows (the
- *    partial last micro-panels, whose M mod mr the cases cover).
+ *  - stored operands go through one shared driver per variant (in-place
+ *    operands are variants of their own), and every loop nest has the full
+ *    micro-kernel and those of 1, 2, 4 rows (the partial last
+ *    micro-panels, whose M mod mr the cases cover), each called on C and on
+ *    the stack tile.
  */
 #include <float.h>
 
@@ -47,6 +54,7 @@ static Mm cases[] = { /* ta, tb: set per variant by main */
     {0, 257, 1, 64, 0, 0, 0, 0},    {3, 5, 17, 63, 0, 0, 0, 0},     {2, 63, 33, 17, 0, 0, 0, 0},
     {4, 100, 20, 257, 0, 0, 0, 0},  {0, 12, 32, 40, 0, 0, 0, 1},    {0, 13, 31, 40, 0, 0, 1, 0},
     {0, 13, 40, 1024, 0, 0, 0, 0},  {2, 7, 17, 2048, 0, 0, 0, 0},   {0, 9, 20, 2101, 0, 0, 0, 0},
+    {3, 20, 70, 300, 0, 0, 0, 0},   {0, 32, 64, 600, 0, 0, 0, 0},   {2, 64, 96, 520, 0, 0, 0, 0},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -290,11 +298,11 @@ static void check_shared(void) {
         CHECK_MSG(rcalls == rowcopy, "%d calls of the nt_rowcopy driver, expected %d", rcalls, rowcopy);
         /* the two constant-operand kernels pack through cg_eval: their own
          * loops, besides the two drivers'. Each of the four loop nests calls
-         * the 6 x 8 micro-kernel twice (full tile, edge tile of 5 or 6 rows)
-         * and the 1-, 2- and 4-row ones once (a partial last micro-panel of
-         * 1, 2, 3-4 rows), and each micro-kernel is defined once */
+         * each of the 6-, 1-, 2- and 4-row micro-kernels twice: on C (all
+         * 8 columns, rows 6 or exactly 1, 2 or 4) and on the stack tile
+         * (fewer columns, or 3 or 5 rows), and each is defined once */
         int ukr = file_count(ll, "call void @dpoc_gemm_ukr_f32_");
-        CHECK_MSG(ukr == 4 * (2 + 3), "%d micro-kernel call sites, expected 20", ukr);
+        CHECK_MSG(ukr == 4 * 2 * 4, "%d micro-kernel call sites, expected 32", ukr);
         CHECK_MSG(file_count(ll, "call void @dpoc_gemm_ukr_f32_6x8(") == 8, "8 calls of the 6-row micro-kernel");
         static const int rows[4] = {1, 2, 4, 6};
         for (int i = 0; i < 4; i++) {
@@ -302,6 +310,27 @@ static void check_shared(void) {
             char name[80];
             snprintf(name, sizeof name, "define internal void @dpoc_gemm_ukr_f32_%dx8(", r);
             CHECK_MSG(file_count(ll, name) == 1, "one definition of the %d-row micro-kernel", r);
+        }
+    }
+    unlink(ll);
+    ir_free(&g);
+}
+
+/* A^T.B on 6 x 8 tiles: A^T is read in place when N has at most 8 panels
+ * of 8 (N <= 64), B when M has at most 12 micro-panels of 6 (M <= 72); the
+ * cases make all four drivers (M = 5 N = 17: both; M = 257 N = 1: A^T;
+ * M = 1 N = 257: B; M = 200 N = 400: neither) */
+static void check_in_place(void) {
+    IrGraph g;
+    build(&g, 1, 0);
+    char ll[400];
+    snprintf(ll, sizeof ll, "%s/inplace%d.ll", tcg_tmpdir(), tcg_seq);
+    if (compile(&g, "x86-64", "+sse2", ll, NULL, 0) == 0) {
+        static const char *const drivers[4] = {"tn_ain_bin", "tn_ain", "tn_bin", "tn"};
+        for (int i = 0; i < 4; i++) {
+            char name[80];
+            snprintf(name, sizeof name, "define internal void @dpoc_gemm_f32_%s(", drivers[i]);
+            CHECK_MSG(file_count(ll, name) == 1, "one definition of the %s driver", drivers[i]);
         }
     }
     unlink(ll);
@@ -340,6 +369,7 @@ int main(void) {
     check_tile("skylake-avx512", "+avx512f,+avx2,+avx,+fma", "dpoc_gemm_ukr_f32_14x32");
     check_tile("x86-64", "+sse2", "dpoc_gemm_ukr_f32_6x8");
     check_shared();
+    check_in_place();
     for (int i = 0; i < NCASES; i++) {
         free(vals_a[i]);
         free(vals_b[i]);
