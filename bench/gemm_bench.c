@@ -2,6 +2,7 @@
  *
  * usage: gemm_bench --model MODEL.yaml [--threads 1,2] [--min-time S] [--rounds R] [--peak-gflops P] [--clock wall|cpu]
  *        gemm_bench --tokens M --hidden H --q QD --kv KVD --inter I --vocab V [...]
+ *        gemm_bench --shape OP:MxNxK [--shape ...] [...]
  *
  * With --model, the shapes are every distinct f32 matmul of the model's
  * train_step graph as the compiler produces it by default (frontend with
@@ -12,7 +13,9 @@
  * their gradients) only where attention is blocked (a head_dim that is not
  * a multiple of 16): attention as one op runs its own tiled kernels, timed
  * with the step. Each shape comes with the number of times one step
- * computes it. With the --tokens flags,
+ * computes it. With --shape OP:MxNxK (repeatable; OP AB, ABT, ATB or
+ * ATBT: which operands are transposed), just those shapes, once each.
+ * With the --tokens flags,
  * the linear layers only: for each projection x[M,in] -> y[M,out] (q, k/v,
  * o, gate/up, down, the LM head) the forward y = x.W^T, dx = dy.W and
  * dW = dy^T.x.
@@ -311,7 +314,36 @@ static double default_peak(void) {
 static void usage(void) {
     fprintf(stderr, "usage: gemm_bench --model MODEL.yaml [--threads 1,2] [--min-time S] [--rounds R] [--peak-gflops P] [--clock wall|cpu]\n"
                     "       gemm_bench --tokens M --hidden H --q QD --kv KVD --inter I --vocab V\n"
-                    "                  [--threads 1,2] [--min-time S] [--rounds R] [--peak-gflops P] [--clock wall|cpu]\n");
+                    "                  [--threads 1,2] [--min-time S] [--rounds R] [--peak-gflops P] [--clock wall|cpu]\n"
+                    "       gemm_bench --shape OP:MxNxK [--shape ...] [--threads 1,2] [...]   (OP: AB, ABT, ATB, ATBT)\n");
+}
+
+/* "OP:MxNxK" (OP one of AB, ABT, ATB, ATBT) into sh; 0 on success */
+static int parse_shape(const char *v, Shape *sh) {
+    static const char *const ops[4] = {"AB", "ABT", "ATB", "ATBT"};
+    const char *colon = strchr(v, ':');
+    if (!colon) return -1;
+    memset(sh, 0, sizeof *sh);
+    int op = -1;
+    for (int i = 0; i < 4; i++)
+        if ((size_t)(colon - v) == strlen(ops[i]) && !strncmp(v, ops[i], strlen(ops[i]))) op = i;
+    if (op < 0) return -1;
+    char *end;
+    int64_t d[3];
+    const char *p = colon + 1;
+    for (int i = 0; i < 3; i++) {
+        d[i] = strtoll(p, &end, 10);
+        if (end == p || d[i] <= 0 || *end != (i < 2 ? 'x' : '\0')) return -1;
+        p = end + 1;
+    }
+    snprintf(sh->what, sizeof sh->what, "shape");
+    sh->M = d[0];
+    sh->N = d[1];
+    sh->K = d[2];
+    sh->ta = op >= 2;
+    sh->tb = op == 1 || op == 3;
+    sh->count = 1;
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -320,6 +352,8 @@ int main(int argc, char **argv) {
     double min_time = 0.3, peak1 = 0;
     int rounds = 3;
     const char *model = NULL;
+    Shape given[32];
+    int ngiven = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (i + 1 >= argc) return usage(), 2;
@@ -331,6 +365,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--inter")) IM = atoll(v);
         else if (!strcmp(a, "--vocab")) V = atoll(v);
         else if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--shape")) {
+            if (ngiven == 32 || parse_shape(v, &given[ngiven])) {
+                fprintf(stderr, "gemm_bench: --shape %s: expected OP:MxNxK (OP AB, ABT, ATB or ATBT; at most 32)\n", v);
+                return 2;
+            }
+            ngiven++;
+        }
         else if (!strcmp(a, "--min-time")) min_time = atof(v);
         else if (!strcmp(a, "--rounds")) rounds = atoi(v);
         else if (!strcmp(a, "--peak-gflops")) peak1 = atof(v);
@@ -352,6 +393,11 @@ int main(int argc, char **argv) {
     int nshapes = 0;
     if (model) {
         if (model_shapes(model, &shapes, &nshapes)) return 1;
+    } else if (ngiven) {
+        shapes = malloc((size_t)ngiven * sizeof *shapes);
+        if (!shapes) return 1;
+        memcpy(shapes, given, (size_t)ngiven * sizeof *shapes);
+        nshapes = ngiven;
     } else {
         if (M <= 0 || H <= 0 || QD <= 0 || KVD <= 0 || IM <= 0 || V <= 0) return usage(), 2;
         struct {
