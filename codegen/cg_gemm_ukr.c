@@ -26,13 +26,19 @@
  * (f32 both), so splitting K into blocks changes no bit.
  *
  * Before the loop the rows of the next micro-tile down (C + mr * ldc, the
- * tile the driver's M loop hands over next) are prefetched for writing
- * (llvm.prefetch, rw = 1): a tile is loaded at its start in later K blocks
- * and stored at its end, and between K blocks a run's whole C panel has
- * passed through the cache, so its rows come from L3 or memory. Fetching
- * the tile's own rows there, right before the loads, hid nothing; fetching
- * the next tile's gives them a whole k loop (kc steps) to arrive. The last
- * tile of a block prefetches rows it does not own (prefetches never fault).
+ * tile the driver's M loop hands over next) are prefetched into L2
+ * (llvm.prefetch, read, locality 2: prefetcht1): a tile is loaded at its
+ * start in later K blocks and stored at its end, and between K blocks a
+ * run's whole C panel has passed through the cache, so its rows come from
+ * L3 or memory. Fetching the tile's own rows there, right before the loads,
+ * hid nothing; fetching the next tile's gives them a whole k loop (kc
+ * steps) to arrive. Into L2, not L1 (a prefetch for writing, prefetchw,
+ * lands in L1): when C's rows are a multiple of 4 KiB apart (the 8,192-
+ * column head chunk) a tile's 2 mr lines share two L1 sets, so lines
+ * fetched into L1 a k loop early were evicted before use; L2 keeps them
+ * (bench/RESULTS.md session 15: 1024x896x4864 A.B 0.92-0.93x -> 1.00-1.02x
+ * OpenBLAS at 1 thread). The last tile of a block prefetches rows it does
+ * not own (prefetches never fault).
  * Without FMA in the target the product and sum are two rounded operations
  * (still one fixed order).
  */
@@ -90,7 +96,7 @@ LLVMValueRef cg_gemm_ukr(Cg *c, const CgGemmCfg *cfg, int rows, LLVMTypeRef *fty
          * outside C, which a prefetch may name but an inbounds GEP may not */
         LLVMValueRef off = LLVMBuildNSWMul(b, ldc, cg_i64(c, mr + i), "");
         LLVMValueRef nrow = LLVMBuildGEP2(b, c->f32, C, &off, 1, "");
-        LLVMValueRef pa[4] = {nrow, LLVMConstInt(c->i32, 1, 0), LLVMConstInt(c->i32, 3, 0), LLVMConstInt(c->i32, 1, 0)};
+        LLVMValueRef pa[4] = {nrow, LLVMConstInt(c->i32, 0, 0), LLVMConstInt(c->i32, 2, 0), LLVMConstInt(c->i32, 1, 0)};
         LLVMBuildCall2(b, pty, pf, pa, 4, "");
         LLVMValueRef last = cg_i64(c, cfg->nr - 1);
         pa[0] = LLVMBuildGEP2(b, c->f32, nrow, &last, 1, "");
