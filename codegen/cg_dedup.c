@@ -27,7 +27,8 @@
  * shared function. One overlap is allowed: an *in-place map*, where an
  * elementwise root without a matmul reads a direct input of its own type
  * from exactly its output's bytes (a concat the schedule hosted there,
- * passes/sched_concat.c), so each element is read where it is then written.
+ * passes/sched_concat.c), so each element is read where it is then written;
+ * likewise scatter_add_into's base (the kernel then only adds the rows).
  * Such a kernel makes no claim (CgSig.inplace) and its key says so, so it
  * never shares a function with one that does.
  *
@@ -116,7 +117,8 @@ typedef struct SigWalk {
 /* may stored input id overlap the output (an in-place map, see the header)? */
 static int inplace_input(const SigWalk *w, int32_t id, int64_t off, int64_t nb) {
     const IrNode *r = ir_node(w->k.g, w->k.root), *n = ir_node(w->k.g, id);
-    if (!w->map || off != w->out_offset || nb != w->out_bytes || n->dtype != r->dtype || n->ndim != r->ndim ||
+    int base = r->op == OP_SCATTER_ADD_INTO && r->in[2] == id; /* rows added where they lie */
+    if (!(w->map || base) || off != w->out_offset || nb != w->out_bytes || n->dtype != r->dtype || n->ndim != r->ndim ||
         memcmp(n->shape, r->shape, (size_t)n->ndim * sizeof n->shape[0]) != 0)
         return 0;
     for (int i = 0; i < ir_op_info[r->op].nin; i++)

@@ -307,7 +307,7 @@ LLVMValueRef cg_eval(CgKern *k, int32_t id, CgIndex *ix) {
         return LLVMBuildSelect(b, valid, v, zero_of(c, t), "");
     }
     case OP_REDUCE_SUM: case OP_REDUCE_MAX: case OP_MATMUL: case OP_MATMUL_MASKED: case OP_SCATTER_ADD_ROWS:
-    case OP_ATTENTION: case OP_ATTENTION_GRAD:
+    case OP_SCATTER_ADD_INTO: case OP_ATTENTION: case OP_ATTENTION_GRAD:
     case OP_COUNT:
     case OP_ALL_REDUCE: case OP_ALL_GATHER: case OP_AXIS_INDEX: /* entry steps of their own (cg_entry.c) */
         break;

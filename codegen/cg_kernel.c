@@ -36,6 +36,9 @@
  *  - scatter_add_rows: work = destination rows. The range's rows start at
  *    zero; one pass over the ids adds every source row i whose id falls in
  *    the range to its row, so each row adds its sources in increasing i.
+ *    scatter_add_into: the same, the rows starting at the base's (not
+ *    copied when the base is the output's own bytes: only the ids' rows are
+ *    touched).
  *  - attention and attention_grad: cg_attention.c and, tiled,
  *    cg_attention_tiled.c (work = query rows, or blocks of them when tiled,
  *    and whole batch entries for the gradient, whose dk and dv rows every
@@ -317,7 +320,7 @@ static LLVMValueRef epilogue_value(CgKern *k, void *ctx, LLVMValueRef v, LLVMVal
     return r;
 }
 
-/* ---- scatter_add_rows --------------------------------------------------- */
+/* ---- scatter_add_rows, scatter_add_into ------------------------------------ */
 static void emit_scatter(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     Cg *c = k->c;
     LLVMBuilderRef b = c->b;
@@ -328,10 +331,15 @@ static void emit_scatter(CgKern *k, LLVMValueRef begin, LLVMValueRef end) {
     int64_t H = n->shape[1], nids = ir_numel(ids);
     LLVMValueRef Hc = cg_i64(c, H);
     CgFor z, h, i;
-    /* rows [begin, end) start at zero */
-    cg_for_begin(c, &z, LLVMBuildNSWMul(b, begin, Hc, ""), LLVMBuildNSWMul(b, end, Hc, ""), "z");
-    cg_store(k, cg_const(c, t, 0.0), out_elem(k, ty, z.iv));
-    cg_for_end(c, &z);
+    /* rows [begin, end) start at zero, or at the base's rows unless the
+     * base is the output's own bytes (an in-place call, cg_dedup.c) */
+    int into = n->op == OP_SCATTER_ADD_INTO;
+    if (!into || !k->c->sig.inplace) {
+        cg_for_begin(c, &z, LLVMBuildNSWMul(b, begin, Hc, ""), LLVMBuildNSWMul(b, end, Hc, ""), "z");
+        CgIndex iz = {.flat = z.iv};
+        cg_store(k, into ? cg_eval(k, n->in[2], &iz) : cg_const(c, t, 0.0), out_elem(k, ty, z.iv));
+        cg_for_end(c, &z);
+    }
     /* one pass over the ids: a source row whose id falls in the range is
      * added to its destination row (each row's adds in increasing i) */
     cg_for_begin(c, &i, cg_i64(c, 0), cg_i64(c, nids), "i");
@@ -395,7 +403,7 @@ static int emit_body(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, 
         else emit_matmul(&k, mm, begin, end, e);
     } else switch ((IrOp)n->op) {
     case OP_REDUCE_SUM: case OP_REDUCE_MAX: emit_reduce(&k, begin, end); break;
-    case OP_SCATTER_ADD_ROWS: emit_scatter(&k, begin, end); break;
+    case OP_SCATTER_ADD_ROWS: case OP_SCATTER_ADD_INTO: emit_scatter(&k, begin, end); break;
     case OP_ATTENTION: cg_emit_attention(&k, begin, end); break;
     case OP_ATTENTION_GRAD: cg_emit_attention_grad(&k, begin, end); break;
     default: emit_map(&k, begin, end); break;
@@ -423,7 +431,7 @@ static void kernel_cost(const IrGraph *g, int32_t root, int64_t inline_flops, in
         *flops = 2 * ir_numel(n) * K;
         break;
     }
-    case OP_SCATTER_ADD_ROWS:
+    case OP_SCATTER_ADD_ROWS: case OP_SCATTER_ADD_INTO:
         *work = n->shape[0];
         *flops = ir_numel(x);
         break;

@@ -184,6 +184,9 @@ int32_t ir_gather_rows(IrGraph *g, int32_t table, int32_t ids) { return add2a(g,
 int32_t ir_scatter_add_rows(IrGraph *g, int32_t grad, int32_t ids, int64_t rows) {
     return add2a(g, OP_SCATTER_ADD_ROWS, grad, ids, rows, 0);
 }
+int32_t ir_scatter_add_into(IrGraph *g, int32_t grad, int32_t ids, int32_t base) {
+    return ir_add_op(g, OP_SCATTER_ADD_INTO, 3, (int32_t[]){grad, ids, base}, 0, NULL);
+}
 int32_t ir_attention(IrGraph *g, int32_t q, int32_t k, int32_t v, int32_t seg, int64_t groups, int causal) {
     return ir_add_op(g, OP_ATTENTION, 4, (int32_t[]){q, k, v, seg}, 2, (int64_t[]){groups, causal});
 }

@@ -295,6 +295,14 @@ static int infer_rule(const IrGraph *g, IrNode *n, char *err, size_t errlen) {
         n->shape[0] = n->attr[0];
         n->shape[1] = a->shape[a->ndim - 1];
         return 0;
+    case OP_SCATTER_ADD_INTO:
+        if (b->dtype != DT_I32) return fail(err, errlen, "scatter_add_into needs i32 ids");
+        if (a->ndim != b->ndim + 1 || memcmp(a->shape, b->shape, (size_t)b->ndim * sizeof a->shape[0]) != 0)
+            return fail(err, errlen, "scatter_add_into: values must be ids' shape plus one trailing dim");
+        if (c->ndim != 2 || c->dtype != a->dtype || c->shape[1] != a->shape[a->ndim - 1])
+            return fail(err, errlen, "scatter_add_into: base must be [rows, H] of the values' dtype and H");
+        copy_type(n, c);
+        return 0;
     case OP_PICK:
         if (b->dtype != DT_I32) return fail(err, errlen, "pick needs i32 indices");
         if (a->ndim != b->ndim + 1 || memcmp(a->shape, b->shape, (size_t)b->ndim * sizeof a->shape[0]) != 0)

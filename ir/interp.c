@@ -305,6 +305,16 @@ static int eval_node(const IrGraph *g, int32_t id, double *const *vals, double *
         }
         return 0;
     }
+    case OP_SCATTER_ADD_INTO: {
+        const double *base = vals[n->in[2]];
+        int64_t rows = n->shape[0], H = n->shape[1], I = ir_numel(nb);
+        memcpy(out, base, sizeof *out * (size_t)numel);
+        for (int64_t i = 0; i < I; i++) {
+            if (check_id(b[i], rows, "scatter_add_into", err, errlen) < 0) return -1;
+            for (int64_t h = 0; h < H; h++) out[(int64_t)b[i] * H + h] += a[i * H + h];
+        }
+        return 0;
+    }
     case OP_PICK: {
         int64_t V = na->shape[na->ndim - 1];
         for (int64_t i = 0; i < numel; i++) {

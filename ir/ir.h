@@ -205,6 +205,8 @@ int32_t ir_attention(IrGraph *g, int32_t q, int32_t k, int32_t v, int32_t seg, i
  * `out` and its gradient `grad` (ops.def: attention_grad) */
 int32_t ir_attention_grad(IrGraph *g, int32_t out, int32_t grad);
 int32_t ir_scatter_add_rows(IrGraph *g, int32_t grad, int32_t ids, int64_t rows);
+/* base plus scatter_add_rows(grad, ids) over base's rows (ops.def) */
+int32_t ir_scatter_add_into(IrGraph *g, int32_t grad, int32_t ids, int32_t base);
 int32_t ir_pick(IrGraph *g, int32_t x, int32_t idx);
 int32_t ir_unpick(IrGraph *g, int32_t grad, int32_t idx, int64_t n);
 /* collectives over mesh axis IR_MESH_DP | IR_MESH_TP (ir/collective.c) */

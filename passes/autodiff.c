@@ -329,6 +329,9 @@ static int rule_apply(Ad *a, int32_t id, int32_t dy) {
         return grad_acc(a, x, ir_scatter_add_rows(g, dy, Y, ir_node(g, x)->shape[0]));
     case OP_SCATTER_ADD_ROWS:
         return grad_acc(a, x, ir_gather_rows(g, dy, Y));
+    case OP_SCATTER_ADD_INTO: /* vals, ids, base: base passes dy through */
+        if (grad_acc(a, x, ir_gather_rows(g, dy, Y))) return -1;
+        return grad_acc(a, v.in[2], dy);
     case OP_PICK: { /* x[..., V], idx */
         const IrNode *in = ir_node(g, x);
         return grad_acc(a, x, ir_unpick(g, dy, Y, in->shape[in->ndim - 1]));

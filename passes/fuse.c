@@ -155,7 +155,7 @@ static int is_light(const IrGraph *g, int32_t x) {
 static int64_t amp_of(const IrGraph *g, int32_t y, int i) {
     const IrNode *n = ir_node(g, y), *x = ir_node(g, n->in[i]);
     if (n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_MAX) return 1;
-    if (n->op == OP_SCATTER_ADD_ROWS) return i == 0 ? 1 : n->shape[0];
+    if (n->op == OP_SCATTER_ADD_ROWS || n->op == OP_SCATTER_ADD_INTO) return i == 1 ? n->shape[0] : 1;
     if (n->op == OP_PAD || n->op == OP_SLICE) return 1;
     int64_t a = ir_numel(n), b = ir_numel(x);
     if (b <= 0 || a <= b) return 1;

@@ -784,6 +784,49 @@ static int32_t rule_index(St *s, const IrNode *n, const Sh *want, Sh *out) {
     }
 }
 
+/* scatter_add_into(vals, ids, base) under a mesh, as add(base, scatter):
+ * the result split as asked, else as the base (its rows: a vocabulary
+ * split by tp) with the columns of the values; the scatter by its own rule
+ * (rule_index) in that split, the base conformed to it, and the two added
+ * as rule_elementwise adds (a pending sum common to both stays pending).
+ * The local graph keeps the add: each rank's scatter is its block of rows. */
+static int32_t rule_scatter_into(St *s, const IrNode *n, const Sh *want, Sh *out) {
+    IrNode sc = *n;
+    sc.op = OP_SCATTER_ADD_ROWS;
+    sc.attr[0] = n->shape[0];
+    Sh hs, hb, w;
+    if (want) {
+        w = *want;
+    } else {
+        const Sh *hv = &s->sh[n->in[0]];
+        int nd = ir_node(s->old, n->in[1])->ndim;
+        w = s->sh[n->in[2]];
+        w.ax[1] = hv->ax[nd];
+        w.k[1] = hv->k[nd];
+    }
+    w.partial = 0;
+    int32_t xs = rule_index(s, &sc, &w, &hs);
+    if (xs < 0) return -1;
+    Sh t = hs;
+    t.partial = 0;
+    int32_t xb = conform(s, n->in[2], &t, &hb, 1);
+    if (xb < 0) return -1;
+    xb = reduce_axes(s, xb, &hb, axes_of(&t, 2));
+    unsigned common = hb.partial & hs.partial;
+    xb = reduce_axes(s, xb, &hb, ~common);
+    xs = reduce_axes(s, xs, &hs, ~common);
+    if (xb < 0 || xs < 0) return -1;
+    IrNode p;
+    ir_node_proto(&p, OP_ADD);
+    p.dtype = n->dtype;
+    p.flags = n->flags;
+    p.in[0] = xb;
+    p.in[1] = xs;
+    *out = t;
+    out->partial = (uint8_t)(common & (hb.partial | hs.partial));
+    return put(s, &p, out);
+}
+
 /* the op's local form with sharding want (NULL: the natural one) */
 static int32_t emit(St *s, int32_t old, const Sh *want, Sh *out) {
     const IrNode *n = ir_node(s->old, old);
@@ -818,6 +861,9 @@ static int32_t emit(St *s, int32_t old, const Sh *want, Sh *out) {
         break;
     case OP_GATHER_ROWS: case OP_SCATTER_ADD_ROWS: case OP_PICK: case OP_UNPICK:
         id = rule_index(s, n, want, out);
+        break;
+    case OP_SCATTER_ADD_INTO:
+        id = rule_scatter_into(s, n, want, out);
         break;
     case OP_ATTENTION: case OP_ATTENTION_GRAD:
         id = rule_attention(s, n, want, out);

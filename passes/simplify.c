@@ -11,7 +11,8 @@
  *     axis, full slice, zero pad, select on a constant condition, ...);
  *   - replace it by a new, simpler node (0-x -> neg x, x*-1 -> neg x,
  *     reshape(reshape x) -> reshape x, broadcast(broadcast x), permute of a
- *     permute -> one permute, stop_grad(stop_grad x)), or by two
+ *     permute -> one permute, stop_grad(stop_grad x), add(x, scatter) of
+ *     a scatter read nowhere else -> scatter_add_into), or by two
  *     (add(pad a, pad b) of adjacent blocks -> pad(concat(a, b))).
  * Otherwise the node is copied. Because the new graph hash-conses, values
  * that became identical merge, which is CSE. Rounds repeat until one changes
@@ -319,10 +320,45 @@ static int pad_sum_to_concat(Rebuild *r, int32_t id, const IrNode *q, IrNode *o,
     return RW_NEW;
 }
 
+/* add(x, scatter_add_rows(v, ids)) (either order), the scatter read by
+ * that add alone (nread: readers in the old graph, outputs counted), is
+ * scatter_add_into(v, ids, x): the [rows, H] scatter is never stored (a
+ * tied embedding's gradient: the head's gradient plus the gathered rows'). */
+static int scatter_into(const IrGraph *old, const int32_t *nread, int32_t id, const IrGraph *g, const IrNode *q,
+                        IrNode *o) {
+    if (q->op != OP_ADD) return RW_NONE;
+    const IrNode *p = ir_node(old, id);
+    for (int k = 0; k < 2; k++) {
+        const IrNode *s = ir_node(g, q->in[k]);
+        if (s->op != OP_SCATTER_ADD_ROWS || ir_node(old, p->in[k])->op != OP_SCATTER_ADD_ROWS ||
+            nread[p->in[k]] != 1 || !same_type(s, q))
+            continue;
+        proto_from(o, q, OP_SCATTER_ADD_INTO);
+        o->in[0] = s->in[0];
+        o->in[1] = s->in[1];
+        o->in[2] = q->in[1 - k];
+        return RW_NEW;
+    }
+    return RW_NONE;
+}
+
 /* one rebuild round with rewrites; PASS_CHANGED / PASS_UNCHANGED / PASS_ERROR */
 static int simplify_round(IrGraph *g, PassCtx *c, Simp *s) {
     Rebuild *r = &s->r;
-    if (rebuild_begin(r, g, c->err, sizeof c->err) < 0) return PASS_ERROR;
+    int32_t *nread = calloc((size_t)(g->n ? g->n : 1), sizeof *nread);
+    if (!nread) {
+        snprintf(c->err, sizeof c->err, "out of memory");
+        return PASS_ERROR;
+    }
+    for (int32_t id = 0; id < g->n; id++) {
+        const IrNode *n = ir_node(g, id);
+        for (int k = 0; k < ir_op_info[n->op].nin; k++) nread[n->in[k]]++;
+    }
+    for (int32_t i = 0; i < g->nout; i++) nread[g->outs[i].id]++;
+    if (rebuild_begin(r, g, c->err, sizeof c->err) < 0) {
+        free(nread);
+        return PASS_ERROR;
+    }
     for (int32_t id = 0; id < g->n; id++) {
         IrNode p, q, o;
         char msg[256];
@@ -350,6 +386,7 @@ static int simplify_round(IrGraph *g, PassCtx *c, Simp *s) {
             } else {
                 int k = identity(&r->nw, &q, &rep, &o);
                 if (k == RW_NONE && (k = pad_sum_to_concat(r, id, &q, &o, c)) < 0) goto fail;
+                if (k == RW_NONE) k = scatter_into(g, nread, id, &r->nw, &q, &o);
                 if (k == RW_EXISTING && may_replace(&r->nw, &q, rep)) {
                     nid = r->map[id] = rep;
                     s->nident++;
@@ -366,8 +403,10 @@ static int simplify_round(IrGraph *g, PassCtx *c, Simp *s) {
         }
     }
     if (rebuild_outputs(r, c->err, sizeof c->err) < 0) goto fail;
+    free(nread);
     return rebuild_finish(r, g);
 fail:
+    free(nread);
     rebuild_abort(r);
     return PASS_ERROR;
 }

@@ -83,6 +83,7 @@ static void compute_bounds(const IrGraph *g, int64_t *bound) {
         }
         case OP_SCATTER_ADD_ROWS:
         case OP_UNPICK: set_bound(bound, n->in[1], n->attr[0]); break;
+        case OP_SCATTER_ADD_INTO: set_bound(bound, n->in[1], n->shape[0]); break;
         default:
             if (bound[id] && is_movement((IrOp)n->op))
                 for (int i = 0; i < ir_op_info[n->op].nin; i++) set_bound(bound, n->in[i], bound[id]);
@@ -356,7 +357,7 @@ static int64_t mark_needed(const IrGraph *g, const int32_t *nodes, int nargs, un
             L += n->attr[0] ? x->shape[x->ndim - 2] : x->shape[x->ndim - 1];
         } else if (n->op == OP_REDUCE_SUM || n->op == OP_REDUCE_MAX) {
             L += ir_node(g, n->in[0])->shape[n->attr[0]];
-        } else if (n->op == OP_SCATTER_ADD_ROWS) {
+        } else if (n->op == OP_SCATTER_ADD_ROWS || n->op == OP_SCATTER_ADD_INTO) {
             L += ir_numel(ir_node(g, n->in[1]));
         } else if (n->op == OP_ATTENTION || n->op == OP_ATTENTION_GRAD) {
             /* a score and the backward's dP and D_r are dots over D; an output row sums T keys, a dk/dv row

@@ -387,6 +387,11 @@ static void index_group(void) {
     int32_t v = param(&G, "v", 3, vs, -1, 1);
     id = input(&G, "ids", DT_I32, 2, is, ids);
     case_end(&G, ir_scatter_add_rows(&G.g, v, id, 6), "scatter_add_rows");
+    case_begin(&G, OP_SCATTER_ADD_INTO);
+    v = param(&G, "v", 3, vs, -1, 1);
+    id = input(&G, "ids", DT_I32, 2, is, ids);
+    int32_t base = param(&G, "base", 2, ts, -1, 1);
+    case_end(&G, ir_scatter_add_into(&G.g, v, id, base), "scatter_add_into");
     int64_t xs[3] = {2, 3, 5};
     case_begin(&G, OP_PICK);
     int32_t x = param(&G, "x", 3, xs, -1, 1);

@@ -659,6 +659,25 @@ static void group_matmul_masked(IrDType t) {
     case_end(&c);
 }
 
+/* the [V, H] rows of base (zeros when NULL) with the 8 source rows of src
+ * added at their ids in increasing order (ids outside [0, V) dropped), in
+ * f32 when t is: rounded after every add */
+static double *scatter_ref(IrDType t, const double *src, const double *ids, const double *base, int64_t V, int64_t H) {
+    double *ref = alloc_d(V * H);
+    for (int64_t v = 0; v < V; v++)
+        for (int64_t h = 0; h < H; h++) {
+            double acc = base ? base[v * H + h] : 0;
+            float accf = (float)acc;
+            for (int64_t i = 0; i < 8; i++)
+                if ((int64_t)ids[i] == v) {
+                    acc += src[i * H + h];
+                    accf += (float)src[i * H + h];
+                }
+            ref[v * H + h] = t == DT_F32 ? accf : acc;
+        }
+    return ref;
+}
+
 static void group_index(IrDType t) {
     char label[64];
     snprintf(label, sizeof label, "indexing %s", dt_name(t));
@@ -681,19 +700,13 @@ static void group_index(IrDType t) {
 
     int64_t gs[3] = {2, 4, H};
     int32_t gv = leaf_in(&c, "gv", t, 3, gs, -3, 3);
-    ref = alloc_d(V * H);
-    for (int64_t v = 0; v < V; v++)
-        for (int64_t h = 0; h < H; h++) {
-            double acc = 0;
-            float accf = 0;
-            for (int64_t i = 0; i < 8; i++)
-                if ((int64_t)idv[i] == v) {
-                    acc += vals(&c, gv)[i * H + h];
-                    accf += (float)vals(&c, gv)[i * H + h];
-                }
-            ref[v * H + h] = t == DT_F32 ? accf : acc;
-        }
-    expect(&c, "scatter_add_rows", ir_scatter_add_rows(&c.g, gv, ids, V), ref, NULL);
+    expect(&c, "scatter_add_rows", ir_scatter_add_rows(&c.g, gv, ids, V), scatter_ref(t, vals(&c, gv), idv, NULL, V, H),
+           NULL);
+    /* into a base: each row starts at the base's value and adds its
+     * sources in increasing i (f32: rounded after every add) */
+    int32_t base = leaf_in(&c, "base", t, 2, ts, -3, 3);
+    ref = scatter_ref(t, vals(&c, gv), idv, vals(&c, base), V, H);
+    expect(&c, "scatter_add_into", ir_scatter_add_into(&c.g, gv, ids, base), ref, NULL);
 
     int64_t xs[3] = {2, 4, V};
     int32_t x = leaf_in(&c, "px", t, 3, xs, -3, 3);

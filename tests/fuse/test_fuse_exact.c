@@ -32,7 +32,10 @@
  * gradient (passes/sched_concat.c): with n chunks, at least n - 1 more
  * matmul calls of the fused train_step write the GRADS region than with the
  * head whole (where one matmul makes the head's whole gradient), and the
- * bytes must still be the unfused step's.
+ * bytes must still be the unfused step's. A tied head's embedding gradient
+ * is one scatter_add_into (the gathered rows added to the head's gradient)
+ * in both builds, and chunked and fused it adds in place: its base, the
+ * chunks' gradients, lies where it writes.
  */
 #include "tests/codegen/tcg.h"
 
@@ -133,6 +136,24 @@ static int matmuls_into_grads(const DpocStep *s) {
     return n;
 }
 
+/* scatter_add_into calls of train_step that add into their output where
+ * it lies (an argument besides the output at the output's place: the base
+ * hosted there), and all scatter_add_into calls in *all */
+static int scatters_in_place(const DpocStep *s, int *all) {
+    int n = 0;
+    *all = 0;
+    for (int k = 0; k < s->nkernels; k++) {
+        const DpocKernelInfo *ki = &s->kernels[k];
+        if (strcmp(ki->entry, "train_step") || strcmp(ki->op, "scatter_add_into")) continue;
+        ++*all;
+        int here = 0;
+        for (int a = 1; a < ki->nargs; a++)
+            here |= ki->arg_region[a] == ki->arg_region[0] && ki->arg_offset[a] == ki->arg_offset[0];
+        n += here;
+    }
+    return n;
+}
+
 /* every f32 output and gradient of a against b's of the same name: equal
  * bytes (bitwise) or equal as floats (+0 == -0); the elements that differ,
  * *nval = those compared (> 0 is checked) */
@@ -226,6 +247,17 @@ static int check_model(const char *path, int64_t vocab_chunk) {
         CHECK_MSG(nk[1] < nk[0], "%s: fusion left %d kernels of %d", path, nk[1], nk[0]);
         CHECK_MSG(arena[1] <= arena[0], "%s: fusion grew the arena from %lld to %lld bytes", path,
                   (long long)arena[0], (long long)arena[1]);
+        /* a tied head: the embedding's gradient is the head's plus the
+         * gathered rows', added by one scatter_add_into (both builds: simplify
+         * makes it); fused and chunked, its base (the chunks' gradients) is
+         * hosted in the gradient slot, so it adds the rows in place */
+        int tied = cfg.lm_head.tied;
+        int all0, all1, here = scatters_in_place(&s[1], &all1);
+        scatters_in_place(&s[0], &all0);
+        CHECK_MSG(all0 == tied && all1 == tied, "%s: %d / %d scatter_add_into calls (unfused / fused), expected %d", path,
+                  all0, all1, tied);
+        CHECK_MSG(!chunked || here == tied, "%s: the tied gradient's scatter_add_into %s in place", path,
+                  here ? "is" : "is not");
         printf("%-40s head chunk %4lld: kernels %4d -> %4d, arena %9lld -> %9lld bytes, step.so kernels %d -> %d, "
                "%d matmuls into gradients: OK\n",
                path, (long long)vocab_chunk, nk[0], nk[1], (long long)arena[0], (long long)arena[1], s[0].nkernels,

@@ -260,6 +260,7 @@ static void build_all_ops(IrGraph *g, int covered[OP_COUNT]) {
                 break;
             case OP_GATHER_ROWS: r = ir_gather_rows(g, a, ids); break;
             case OP_SCATTER_ADD_ROWS: r = ir_scatter_add_rows(g, a, ids, 5); break;
+            case OP_SCATTER_ADD_INTO: r = ir_scatter_add_into(g, a, ids, b); break;
             case OP_PICK: r = ir_pick(g, a, ids); break;
             case OP_UNPICK: r = ir_unpick(g, v, ids, 4); break;
             case OP_ATTENTION: case OP_ATTENTION_GRAD: { /* sq as q, k and v: [2, 3, 3], segments [2, 3] */
