@@ -43,8 +43,9 @@
  *
  * A micro-tile of all nr columns whose rows are mr, or exactly 1, 2, 4 or
  * 8 (< mr), runs on C itself with the micro-kernel of that many rows
- * (cg_gemm_ukr.c), reading A in place too: it touches no row past the last
- * (M = 32 on 14-row tiles is 14 + 14 + 4). Any other micro-tile that
+ * (cg_gemm_ukr.c), and a partial micro-panel of A that is read in place
+ * stays in place (no Ae copy): it touches no row past the last (M = 32 on
+ * 14-row tiles is 14 + 14 + 4). Any other micro-tile that
  * sticks out of C (last rows or columns) runs on a small stack tile Ct: C's
  * valid part is copied in (p0 > 0), the micro-kernel of the fewest rows
  * that cover the valid ones (1, 2, 4, 8 below mr, else mr) runs with
@@ -67,8 +68,9 @@
  *
  * Shared drivers: when both operands are stored (plain memory), these loops
  * are not emitted in the matmul's kernel: the kernel calls
- * dpoc_gemm_f32_<ta><tb>[_rowcopy](A, B, C, M, N, K, mc, nb, begin, end,
- * epi, p), emitted once per module and variant with the shape as
+ * dpoc_gemm_f32_<ta><tb>[_rowcopy][_ain][_bin](A, B, C, M, N, K, mc, nb,
+ * begin, end, epi, p) (_ain, _bin: A^T, B read in place), emitted once per
+ * module and variant with the shape as
  * parameters (noinline), so the module holds a handful of GEMM loops
  * however many shapes the model has. An epilogue kernel passes epi, a small
  * function of its own (<kernel fn>_epi) that runs the epilogue over one
