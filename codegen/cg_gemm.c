@@ -399,7 +399,7 @@ static void call_by_rows(Cg *c, int mr, LLVMTypeRef ukty, LLVMValueRef ukr, cons
 /* scratch sizes (floats) and how A is read: what the loops need to know at
  * compile time */
 typedef struct GemmPlan {
-    int a_direct;   /* A stored: full micro-panels read in place (gemm_plan) */
+    int a_direct;   /* A stored: full micro-panels read in place (plan_in_place) */
     int a_copy;     /* ... through a padded copy of the M block's rows (ta = 0) */
     int b_direct;   /* B stored [K, N]: full nr-column panels read in place */
     int64_t kcmax, ncmax, mcmax;
@@ -565,10 +565,13 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMValueRef i0 = LLVMBuildNSWMul(b, ir.iv, cg_i64(c, mr), "");
     LLVMValueRef mrc = cg_smin(c, cg_i64(c, mr), LLVMBuildNSWSub(b, mcur, i0, ""));
     LLVMValueRef row = LLVMBuildNSWAdd(b, m0, i0, "");
+    /* mr rows, or a row count some micro-kernel covers exactly: A read in
+     * place stays in place, and with all nr columns the tile runs on C */
+    LLVMValueRef rows_fit = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), ""), exact_rows(c, mrc), "");
     /* A operand of this micro-panel */
     LLVMValueRef ap, rs, cs;
     if (pl->a_direct) {
-        LLVMValueRef fullrows = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), ""), exact_rows(c, mrc), "");
+        LLVMValueRef fullrows = rows_fit;
         LLVMValueRef inplace = pl->a_copy ? cg_gep(c, c->f32, Ar, LLVMBuildNSWMul(b, i0, cg_i64(c, ldr), ""))
                                           : cg_gep(c, c->f32, o->aptr, a_flat_direct(o, row, p0));
         ap = LLVMBuildSelect(b, fullrows, inplace, Ae, "");
@@ -587,9 +590,6 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     LLVMValueRef cflat = LLVMBuildNSWAdd(b, cbase, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, row, o->N, ""),
                                                                   LLVMBuildNSWAdd(b, n0, j0, ""), ""), "");
     LLVMValueRef cp = cg_gep(c, c->f32, o->cptr, cflat);
-    /* a tile of all nr columns and mr rows, or of a row count some
-     * micro-kernel covers exactly, runs on C itself */
-    LLVMValueRef rows_fit = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntEQ, mrc, cg_i64(c, mr), ""), exact_rows(c, mrc), "");
     LLVMValueRef full = LLVMBuildAnd(b, rows_fit, LLVMBuildICmp(b, LLVMIntEQ, nrc, cg_i64(c, nr), ""), "");
     LLVMBasicBlockRef bfull = LLVMAppendBasicBlockInContext(c->ctx, fn, "full");
     LLVMBasicBlockRef bedge = LLVMAppendBasicBlockInContext(c->ctx, fn, "edge");
@@ -683,8 +683,8 @@ static void plan_in_place(const CgGemmCfg *cfg, const CgGemmDims *d, int a_store
     pl->b_direct = b_stored && !gather && !d->tb && mpan <= IN_PLACE_B_PANELS;
 }
 
-/* The shared driver of one (ta, tb, A rows copied) variant, emitted once per
- * module: void drv(ptr A, ptr B, ptr C, i64 M, i64 N, i64 K, i64 mc, i64 nb,
+/* The shared driver of one variant (ta, tb, the plan's in-place choices, the
+ * mask), emitted once per module: void drv(ptr A, ptr B, ptr C, i64 M, i64 N, i64 K, i64 mc, i64 nb,
  * i64 begin, i64 end), both operands stored. noinline: every matmul kernel
  * with stored operands calls it, so the module holds one copy of the loops
  * per variant rather than one per shape. */
