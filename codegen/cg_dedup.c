@@ -24,11 +24,12 @@
  * inputs, which may be the same bytes in one call (a value and a reshape of
  * it) and different bytes in another. The walk checks the claim for every
  * call against the schedule's places, so it holds for every call of a
- * shared function. One overlap is allowed: an *in-place map*, where an
- * elementwise root without a matmul reads a direct input of its own type
- * from exactly its output's bytes (a concat the schedule hosted there,
- * passes/sched_concat.c), so each element is read where it is then written;
- * likewise scatter_add_into's base (the kernel then only adds the rows).
+ * shared function. One overlap is allowed: a root without a matmul member
+ * reads a direct input of its own type from exactly its output's bytes
+ * where ir_op_reads_in_place says it may (an *in-place map*: an elementwise
+ * root, each element read where it is then written; scatter_add_into's
+ * base, to which the kernel only adds the ids' rows), as when the schedule
+ * hosted a concat there (passes/sched_concat.c).
  * Such a kernel makes no claim (CgSig.inplace) and its key says so, so it
  * never shares a function with one that does.
  *
@@ -111,18 +112,17 @@ typedef struct SigWalk {
     CgKern k;            /* g, plan, member: what cg_is_stored needs */
     int out_region;
     int64_t out_offset, out_bytes;
-    int map;             /* the root is elementwise and no member is a matmul */
+    int no_matmul;       /* no member is a matmul (an in-place input is allowed) */
 } SigWalk;
 
 /* may stored input id overlap the output (an in-place map, see the header)? */
 static int inplace_input(const SigWalk *w, int32_t id, int64_t off, int64_t nb) {
     const IrNode *r = ir_node(w->k.g, w->k.root), *n = ir_node(w->k.g, id);
-    int base = r->op == OP_SCATTER_ADD_INTO && r->in[2] == id; /* rows added where they lie */
-    if (!(w->map || base) || off != w->out_offset || nb != w->out_bytes || n->dtype != r->dtype || n->ndim != r->ndim ||
+    if (!w->no_matmul || off != w->out_offset || nb != w->out_bytes || n->dtype != r->dtype || n->ndim != r->ndim ||
         memcmp(n->shape, r->shape, (size_t)n->ndim * sizeof n->shape[0]) != 0)
         return 0;
     for (int i = 0; i < ir_op_info[r->op].nin; i++)
-        if (r->in[i] == id) return 1;
+        if (r->in[i] == id && ir_op_reads_in_place((IrOp)r->op, i)) return 1;
     return 0;
 }
 
@@ -183,7 +183,7 @@ int cg_sig_build(Cg *c, const IrGraph *g, const SchedPlan *p, int32_t root, cons
                  .out_region = out_region,
                  .out_offset = out_offset,
                  .out_bytes = node_bytes(ir_node(g, root)),
-                 .map = ir_op_info[ir_node(g, root)->op].cls == FC_ELEMWISE && cg_kernel_matmul(g, root, member) < 0};
+                 .no_matmul = cg_kernel_matmul(g, root, member) < 0};
     if (sig_add_arg(c, root) != 0) return -1; /* slot 0: the output */
     if (key_printf(c, "out=") || key_shape(c, ir_node(g, root)) || key_printf(c, ";")) return -1;
     if (sig_visit(c, &w, root)) return -1;

@@ -231,6 +231,11 @@ int ir_kernel_add(IrGraph *g, int32_t root, const int32_t *members, int32_t n);
 void ir_kernels_clear(IrGraph *g);
 /* 1 when op can be computed inline inside another op's kernel */
 int ir_op_inlinable(IrOp op);
+/* 1 when a kernel whose root is op (and that has no matmul member) may read
+ * its input slot `slot` from the root's own bytes: each element is read
+ * where, or before, it is written. Any input of an elementwise op (an
+ * in-place map); scatter_add_into's base (only the ids' rows are added) */
+int ir_op_reads_in_place(IrOp op, int slot);
 
 /* ---- text, checks -------------------------------------------------------- */
 /* One SSA line per node, then one line per output. print -> parse -> print

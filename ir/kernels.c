@@ -30,6 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+int ir_op_reads_in_place(IrOp op, int slot) {
+    if (op >= OP_COUNT || slot < 0 || slot >= ir_op_info[op].nin) return 0;
+    return ir_op_info[op].cls == FC_ELEMWISE || (op == OP_SCATTER_ADD_INTO && slot == 2);
+}
+
 int ir_op_inlinable(IrOp op) {
     if (op >= OP_COUNT) return 0;
     const IrOpInfo *info = &ir_op_info[op];

@@ -13,16 +13,14 @@
  * A kernel K whose root R owns storage hosts:
  *   - R itself, when R is a concat: R's operands go into R's bytes, and K,
  *     whose every element would be copied onto itself, is dropped;
- *   - an input C of R, when R is elementwise (no matmul in K: a GEMM
- *     accumulates in its output before the epilogue reads its inputs), C is
- *     a concat member of K alone, of R's type, read by R alone: C's operands
- *     go into R's bytes and C stops being a member of K. K then reads each
- *     element of C where it writes the same element of R, an in-place map
- *     (codegen drops its no-alias claim for such a kernel, cg_dedup.c);
- *   - the base C of R, when R is scatter_add_into (a tied embedding's
- *     gradient: the head's chunked gradient plus the gathered rows'), under
- *     the same conditions: K then only adds the ids' rows into R's bytes,
- *     the base being there already (cg_kernel.c).
+ *   - an input C of R that R may read in place (ir_op_reads_in_place: any
+ *     input of an elementwise R; the base of a scatter_add_into, a tied
+ *     embedding's gradient, to which K then only adds the ids' rows), when
+ *     K has no matmul (a GEMM accumulates in its output before the epilogue
+ *     reads its inputs), C is a concat member of K alone, of R's type, read
+ *     by R alone: C's operands go into R's bytes and C stops being a member
+ *     of K. K then reads each element of C where it writes the same element
+ *     of R (codegen drops its no-alias claim for such a kernel, cg_dedup.c).
  * A concat's operands are hosted all or none. Each must be a kernel root (or
  * a nested concat of K alone, hosted the same way) that nothing else reads,
  * not an output, of the concat's dtype, with its block starting at a
@@ -166,9 +164,11 @@ int sched_place_concats(const IrGraph *g, SchedPlan *p, const uint8_t *live, int
             if (try_concat(&pl, r, r, k)) kill[k] = 1, any = 1;
             continue;
         }
-        int scatter = R->op == OP_SCATTER_ADD_INTO; /* its base only */
-        if (!scatter && (ir_op_info[R->op].cls != FC_ELEMWISE || kernel_has_matmul(g, p, k))) continue;
-        for (int i = scatter ? 2 : 0; i < ir_op_info[R->op].nin; i++) {
+        int has_mm = -1; /* asked once, for a root that may read an input in place */
+        for (int i = 0; i < ir_op_info[R->op].nin; i++) {
+            if (!ir_op_reads_in_place((IrOp)R->op, i)) continue;
+            if (has_mm < 0) has_mm = kernel_has_matmul(g, p, k);
+            if (has_mm) break;
             int32_t c = R->in[i];
             const IrNode *C = ir_node(g, c);
             if (C->op != OP_CONCAT || kof[c] != k || nread[c] != 1 || host[c] >= 0 || !same_type(C, R)) continue;
