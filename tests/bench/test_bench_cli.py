@@ -15,18 +15,15 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyutil"))
+from dpoc_testlib import Checks  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--dporun", required=True)
 ap.add_argument("--mkrec", required=True)
 ap.add_argument("--work", required=True)
 A = ap.parse_args()
-fails = []
-
-
-def check(cond, what):
-    if not cond:
-        fails.append(what)
-        print("FAIL:", what, file=sys.stderr)
+check = Checks("bench_cli")
 
 
 def run(args, env=None):
@@ -91,5 +88,4 @@ check(re.search(r"^\s+by op: .*matmul \d+ calls", p.stderr, re.M) is not None, "
 p = run([online, "--data", rec, "--steps", "1", "--no-progress"])
 check(p.returncode == 0 and "per-kernel" not in p.stderr, "no table without DPOC_DEBUG")
 
-print("bench_cli:", "OK" if not fails else f"{len(fails)} failure(s)")
-sys.exit(1 if fails else 0)
+check.done()

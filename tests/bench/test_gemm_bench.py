@@ -17,17 +17,13 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyutil"))
+from dpoc_testlib import Checks  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--gemm-bench", required=True)
 A = ap.parse_args()
-fails = []
-
-
-def check(cond, what):
-    if not cond:
-        fails.append(what)
-        print("FAIL:", what, file=sys.stderr)
-
+check = Checks("test_gemm_bench")
 
 base = [A.gemm_bench, "--threads", "1", "--min-time", "0.02", "--rounds", "1"]
 p = subprocess.run(base + ["--shape", "ATB:32x64x1024", "--shape", "ABT:70x100x300"],
@@ -50,7 +46,4 @@ for bad in ["ATB:32x64", "XY:1x2x3", "AB:0x2x3", "AB:1x2x3x"]:
     check(p.returncode == 2, f"--shape {bad}: exit {p.returncode}, expected 2")
     check(f"--shape {bad}: expected OP:MxNxK" in p.stderr, f"--shape {bad}: message names it: {p.stderr!r}")
 
-if fails:
-    print(f"test_gemm_bench: {len(fails)} check(s) failed", file=sys.stderr)
-    sys.exit(1)
-print("test_gemm_bench: OK")
+check.done()

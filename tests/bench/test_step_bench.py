@@ -16,23 +16,21 @@ same step with torch.optim.AdamW (optimizer=1, a positive AdamW time, the
 step.
 """
 import argparse
+import os
 import re
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyutil"))
+from dpoc_testlib import Checks  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--step-bench", required=True)
 ap.add_argument("--torch-step", required=True)
 ap.add_argument("--work", required=True)
 A = ap.parse_args()
-fails = []
+check = Checks("test_step_bench")
 tiny = A.work + "/tiny.so"
-
-
-def check(cond, what):
-    if not cond:
-        fails.append(what)
-        print("FAIL:", what, file=sys.stderr)
 
 
 def result(out):
@@ -83,5 +81,4 @@ else:
     t0 = result(tq.stdout)
     check(tq.returncode == 0 and t0.get("optimizer") == "0", "torch_step without --optimizer")
 
-print("%d failure(s)" % len(fails))
-sys.exit(1 if fails else 0)
+check.done()

@@ -2,7 +2,8 @@
 
 A driver puts tests/pyutil on sys.path and imports this module. fail(), check()
 and skip() print one line ("FAIL: ...", "SKIP: ...") that ctest shows with
---output-on-failure and exit with 1 or 0. MPI_ENV is the environment every
+--output-on-failure and exit with 1 or 0; Checks is a check() that records
+each failure and goes on, for drivers that report every failed check. MPI_ENV is the environment every
 process of these tests runs with: Open MPI allowed to run as root (CI runs in
 a container as root), no single-copy mechanism (containers forbid ptrace-based
 CMA) and oversubscription allowed (the 2-core CI machine runs 4-rank meshes).
@@ -36,3 +37,21 @@ def check(cond, msg):
 def skip(msg):
     print("SKIP: " + msg)
     sys.exit(0)
+
+
+class Checks:
+    """check(cond, what) that records a failure and goes on (every check of a
+    driver runs); done() prints the verdict and exits 1 if any failed."""
+
+    def __init__(self, name):
+        self.name = name
+        self.fails = []
+
+    def __call__(self, cond, what):
+        if not cond:
+            self.fails.append(what)
+            print("FAIL: " + what, file=sys.stderr)
+
+    def done(self):
+        print(f"{self.name}: " + ("OK" if not self.fails else f"{len(self.fails)} check(s) failed"))
+        sys.exit(1 if self.fails else 0)
