@@ -24,6 +24,11 @@
  * the first; its own mask is put back by tpool_destroy). A pinned worker
  * keeps its caches and is never stacked on a core with another worker,
  * which an even split of the work needs to leave no core idle.
+ *
+ * Stacks: a matmul kernel keeps its packed blocks on the stack of the
+ * thread that runs it (up to ~2.3 MiB, codegen/cg_gemm.c), so workers are
+ * made with WORKER_STACK_BYTES rather than whatever the C library's default
+ * is under the caller's limits.
  */
 #include "threadpool.h"
 
@@ -35,6 +40,7 @@
 #include <string.h>
 
 enum { SPIN_ITERS = 40000 }; /* ~1 ms of pause before a waiter sleeps */
+enum { WORKER_STACK_BYTES = 8 << 20 }; /* matmul scratch ~2.3 MiB, with room to spare */
 
 typedef struct KernelCost {
     uintptr_t fn;
@@ -163,7 +169,11 @@ ThreadPool *tpool_create(int nthreads, char *err, size_t errlen) {
     for (int i = 1; i < nthreads; i++) {
         p->workers[i].pool = p;
         p->workers[i].index = i;
-        int rc = pthread_create(&p->threads[i], NULL, worker_main, &p->workers[i]);
+        pthread_attr_t attr;
+        int rc = pthread_attr_init(&attr);
+        if (!rc) rc = pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
+        if (!rc) rc = pthread_create(&p->threads[i], &attr, worker_main, &p->workers[i]);
+        pthread_attr_destroy(&attr);
         if (rc) {
             snprintf(err, errlen, "cannot start thread %d of %d: %s", i, nthreads, strerror(rc));
             tpool_destroy(p);

@@ -33,7 +33,10 @@
  *    operands are variants of their own), and every loop nest has the full
  *    micro-kernel and those of 1, 2, 4 rows (the partial last
  *    micro-panels, whose M mod mr the cases cover), each called on C and on
- *    the stack tile.
+ *    the stack tile;
+ *  - a fused matmul + add (the add as the kernel's epilogue) with K over
+ *    two groups of K blocks and several M blocks: the epilogue runs once
+ *    per tile, after the last group (host and plain x86-64 builds).
  */
 #include <float.h>
 
@@ -349,6 +352,78 @@ static void check_tile(const char *cpu, const char *features, const char *ukr) {
     ir_free(&g);
 }
 
+/* A matmul whose kernel ends in an epilogue (fuse: out = matmul + r): the
+ * epilogue runs once, after a tile's last K block. K = 1100 is five K
+ * blocks, which A read in place runs in groups (several K blocks per M
+ * block, codegen/cg_gemm.c), and M = 130 is several M blocks: an
+ * epilogue run after the first group instead of the last would add r
+ * twice. Checked against the double loop (the matmul's bound plus one
+ * rounding of the add) on the serial run and bitwise on the 2-thread pool. */
+static void check_epilogue(const char *cpu, const char *features, const char *label) {
+    enum { EM = 130, EN = 45, EK = 1100 };
+    IrGraph g;
+    ir_init(&g);
+    int32_t x = ir_input(&g, "x", DT_F32, 2, (int64_t[]){EM, EK});
+    int32_t w = ir_input(&g, "w", DT_F32, 2, (int64_t[]){EK, EN});
+    int32_t r = ir_input(&g, "r", DT_F32, 2, (int64_t[]){EM, EN});
+    PassCtx pc;
+    memset(&pc, 0, sizeof pc);
+    if (ir_add_output(&g, "e", ir_add(&g, ir_matmul(&g, x, w, 0, 0), r), IR_OUT_VALUE) ||
+        pass_pipeline_run(&g, &pc, "fuse")) {
+        CHECK_MSG(0, "%s epilogue graph: %s%s", label, g.err, pc.err);
+        ir_free(&g);
+        return;
+    }
+    CHECK_MSG(g.nkernels == 1 && g.kernels[0].n == 1, "%s: %d kernels, expected the add with the matmul inline",
+              label, g.nkernels);
+    double *vx = malloc(sizeof(double) * EM * EK), *vw = malloc(sizeof(double) * EK * EN);
+    double *vr = malloc(sizeof(double) * EM * EN), *got = malloc(sizeof(double) * EM * EN);
+    TcgRng rng = {0x2545f4914f6cdd1dull};
+    for (int64_t i = 0; i < EM * EK; i++) vx[i] = (double)(float)tcg_uniform(&rng, -1, 1);
+    for (int64_t i = 0; i < EK * EN; i++) vw[i] = (double)(float)tcg_uniform(&rng, -1, 1);
+    for (int64_t i = 0; i < EM * EN; i++) vr[i] = (double)(float)tcg_uniform(&rng, -4, 4);
+    DpocStep s;
+    if (compile(&g, cpu, features, NULL, &s, 1) == 0) {
+        tcg_set(&s, "x", DPOC_ROLE_INPUT, vx);
+        tcg_set(&s, "w", DPOC_ROLE_INPUT, vw);
+        tcg_set(&s, "r", DPOC_ROLE_INPUT, vr);
+        int bad = 0;
+        if (tcg_run(&s, &serial) == 0 && tcg_get(&s, "e", DPOC_ROLE_OUTPUT, got, EM * EN) == 0)
+            for (int64_t i = 0; i < EM; i++)
+                for (int64_t j = 0; j < EN; j++) {
+                    double sum = 0, sabs = 0;
+                    for (int64_t k = 0; k < EK; k++) {
+                        sum += vx[i * EK + k] * vw[k * EN + j];
+                        sabs += fabs(vx[i * EK + k] * vw[k * EN + j]);
+                    }
+                    double ref = sum + vr[i * EN + j];
+                    double bound = (double)EK * ldexp(1.0, -23) * sabs + ldexp(1.0, -23) * fabs(ref);
+                    if (!(fabs(got[i * EN + j] - ref) <= bound) && bad++ < 3)
+                        fprintf(stderr, "%s epilogue [%lld,%lld]: %.9g vs %.9g\n", label, (long long)i, (long long)j,
+                                got[i * EN + j], ref);
+                }
+        CHECK_MSG(bad == 0, "%s: matmul + epilogue, %d elements outside the bound", label, bad);
+        char err[256];
+        ThreadPool *pool = tpool_create(2, err, sizeof err);
+        CHECK_MSG(pool != NULL, "%s", err);
+        double *two = malloc(sizeof(double) * EM * EN);
+        if (pool) {
+            DpocServices svc = tpool_services(pool);
+            CHECK_MSG(tcg_run(&s, &svc) == 0 && tcg_get(&s, "e", DPOC_ROLE_OUTPUT, two, EM * EN) == 0 &&
+                          memcmp(two, got, sizeof(double) * EM * EN) == 0,
+                      "%s: matmul + epilogue on 2 threads differs from the serial run", label);
+            tpool_destroy(pool);
+        }
+        free(two);
+        dpoc_step_close(&s);
+    }
+    free(vx);
+    free(vw);
+    free(vr);
+    free(got);
+    ir_free(&g);
+}
+
 int main(void) {
     TcgRng rng = {0x9e3779b97f4a7c15ull};
     for (int i = 0; i < NCASES; i++) {
@@ -370,6 +445,8 @@ int main(void) {
     check_tile("x86-64", "+sse2", "dpoc_gemm_ukr_f32_6x8");
     check_shared();
     check_in_place();
+    check_epilogue(NULL, NULL, "host");
+    check_epilogue("x86-64", "+sse2,+sse4.1", "x86-64");
     for (int i = 0; i < NCASES; i++) {
         free(vals_a[i]);
         free(vals_b[i]);
