@@ -72,8 +72,9 @@
  * nc_max (512 KiB per K block on AVX2 and AVX-512: 2 MiB for a group), Ap
  * mc_max x kc only when A must be packed, Ar mc_max x (kc + 16) only when
  * A's rows are copied, Ae mr x kc, Ct mr x nr: at most ~2.3 MiB. The
- * runtime's pool threads are made with an 8 MiB stack (threadpool.c),
- * dporun's main thread has the default 8 MiB, and a kernel is a leaf
+ * runtime's pool threads are made with an 8 MiB stack, the calling
+ * thread's stack limit is raised to 8 MiB where it is lower
+ * (tpool_stack_ensure, runtime/threadpool.c), and a kernel is a leaf
  * (nothing else is on the stack above it), so this is safe; it needs no arena slot, no per-thread state in
  * the ABI and nothing from the schedule. The B block is the big one on
  * purpose: the cost of packing A (when it is packed) is O(1 / nc) per flop,

@@ -27,8 +27,10 @@
  *
  * Stacks: a matmul kernel keeps its packed blocks on the stack of the
  * thread that runs it (up to ~2.3 MiB, codegen/cg_gemm.c), so workers are
- * made with WORKER_STACK_BYTES rather than whatever the C library's default
- * is under the caller's limits.
+ * made with TPOOL_STACK_BYTES rather than whatever the C library's default
+ * is under the caller's limits, and tpool_stack_ensure raises the soft
+ * stack limit that bounds the main thread's growth (Linux checks it when
+ * the stack grows, so raising it at run time is enough).
  */
 #include "threadpool.h"
 
@@ -38,9 +40,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 enum { SPIN_ITERS = 40000 }; /* ~1 ms of pause before a waiter sleeps */
-enum { WORKER_STACK_BYTES = 8 << 20 }; /* matmul scratch ~2.3 MiB, with room to spare */
 
 typedef struct KernelCost {
     uintptr_t fn;
@@ -131,11 +133,32 @@ static void *worker_main(void *argp) {
     }
 }
 
+int tpool_stack_ensure(char *err, size_t errlen) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_STACK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= TPOOL_STACK_BYTES)
+        return 0;
+    rlim_t want = TPOOL_STACK_BYTES;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) want = rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        struct rlimit raised = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_STACK, &raised) == 0) rl.rlim_cur = want;
+    }
+    if (rl.rlim_cur >= TPOOL_STACK_MIN_BYTES) return 0;
+    char hard[32] = "unlimited";
+    if (rl.rlim_max != RLIM_INFINITY) snprintf(hard, sizeof hard, "%llu KiB", (unsigned long long)rl.rlim_max / 1024);
+    snprintf(err, errlen,
+             "the stack size limit is %llu KiB (hard limit %s): the compiled kernels need at least %d KiB of stack "
+             "on the calling thread; raise it (ulimit -s %d)",
+             (unsigned long long)rl.rlim_cur / 1024, hard, TPOOL_STACK_MIN_BYTES / 1024, TPOOL_STACK_BYTES / 1024);
+    return -1;
+}
+
 ThreadPool *tpool_create(int nthreads, char *err, size_t errlen) {
     if (nthreads < 1 || nthreads > 4096) {
         snprintf(err, errlen, "thread count %d is outside [1, 4096]", nthreads);
         return NULL;
     }
+    if (tpool_stack_ensure(err, errlen)) return NULL;
     ThreadPool *p = calloc(1, sizeof *p);
     if (!p) return snprintf(err, errlen, "out of memory"), NULL;
     p->n = nthreads;
@@ -171,7 +194,7 @@ ThreadPool *tpool_create(int nthreads, char *err, size_t errlen) {
         p->workers[i].index = i;
         pthread_attr_t attr;
         int rc = pthread_attr_init(&attr);
-        if (!rc) rc = pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
+        if (!rc) rc = pthread_attr_setstacksize(&attr, TPOOL_STACK_BYTES);
         if (!rc) rc = pthread_create(&p->threads[i], &attr, worker_main, &p->workers[i]);
         pthread_attr_destroy(&attr);
         if (rc) {

@@ -35,8 +35,18 @@ typedef struct ThreadPool ThreadPool;
 
 typedef void (*TpoolFn)(void *arg, int64_t begin, int64_t end);
 
-/* nthreads >= 1 (1: no thread is created). NULL with err set on failure. */
+/* nthreads >= 1 (1: no thread is created). NULL with err set on failure.
+ * Calls tpool_stack_ensure first: the calling thread runs kernels too. */
 ThreadPool *tpool_create(int nthreads, char *err, size_t errlen);
+
+/* A compiled kernel keeps its matmul scratch (up to ~2.3 MiB) on the stack
+ * of the thread that runs it. The pool's workers get TPOOL_STACK_BYTES; for
+ * the calling thread (the process's main thread in dporun), a soft stack
+ * limit (ulimit -s) below that is raised to it, or as far as the hard limit
+ * allows. 0, or -1 with err set when the limit stays below
+ * TPOOL_STACK_MIN_BYTES. */
+enum { TPOOL_STACK_BYTES = 8 << 20, TPOOL_STACK_MIN_BYTES = 4 << 20 };
+int tpool_stack_ensure(char *err, size_t errlen);
 void tpool_destroy(ThreadPool *p);
 int tpool_threads(const ThreadPool *p);
 

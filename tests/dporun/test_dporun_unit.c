@@ -6,14 +6,18 @@
  * by a short Python implementation of the documented algorithm (the
  * shuffle, the initialisation, the weights hash; the script is in the
  * comment above each table). The thread pool is checked to run every chunk
- * exactly once, and the norm to be the same bits for 1 and 4 threads.
+ * exactly once, and the norm to be the same bits for 1 and 4 threads; its
+ * stack limit check (tpool_stack_ensure) in forked children.
  */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "runtime/batch.h"
 #include "runtime/cpu_peak.h"
@@ -427,6 +431,58 @@ static void test_pool(void) {
     CHECK(tpool_cpu_count() >= 1, "cpu count");
 }
 
+/* tpool_stack_ensure in forked children (a lowered hard limit cannot be
+ * raised again): a 1 MiB soft limit under a higher hard one is raised to
+ * 8 MiB (or the hard limit); 6 MiB hard gives 6 MiB; 1 MiB hard makes
+ * tpool_create fail with the limits and the ulimit to use in the message. */
+static int stack_child(rlim_t soft, rlim_t hard, int want_ok, rlim_t want_soft, const char *want_msg) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {soft, hard};
+        char err[256] = "";
+        if (setrlimit(RLIMIT_STACK, &rl) != 0) _exit(3);
+        ThreadPool *p = tpool_create(2, err, sizeof err);
+        if ((p != NULL) != want_ok) {
+            fprintf(stderr, "stack %llu/%llu: tpool_create %s (%s)\n", (unsigned long long)soft,
+                    (unsigned long long)hard, p ? "succeeded" : "failed", err);
+            _exit(1);
+        }
+        if (p) tpool_destroy(p);
+        if (want_msg && !strstr(err, want_msg)) {
+            fprintf(stderr, "stack message \"%s\" lacks \"%s\"\n", err, want_msg);
+            _exit(1);
+        }
+        if (getrlimit(RLIMIT_STACK, &rl) != 0 || (want_ok && rl.rlim_cur != want_soft)) {
+            fprintf(stderr, "stack soft limit %llu, want %llu\n", (unsigned long long)rl.rlim_cur,
+                    (unsigned long long)want_soft);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    return pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_stack_limit(void) {
+    struct rlimit rl;
+    CHECK(getrlimit(RLIMIT_STACK, &rl) == 0, "getrlimit");
+    rlim_t hard = rl.rlim_max, mib = 1 << 20;
+    if (hard != RLIM_INFINITY && hard < 8 * mib) {
+        printf("test_stack_limit: hard stack limit %llu KiB below 8 MiB, raise checks skipped\n",
+               (unsigned long long)hard / 1024);
+    } else {
+        rlim_t raised = hard == RLIM_INFINITY || hard >= TPOOL_STACK_BYTES ? TPOOL_STACK_BYTES : hard;
+        CHECK(stack_child(mib, hard, 1, raised, NULL) == 0, "1 MiB soft stack limit not raised");
+        CHECK(stack_child(mib, 6 * mib, 1, 6 * mib, NULL) == 0, "1 MiB soft / 6 MiB hard not raised to 6 MiB");
+        if (hard == RLIM_INFINITY || hard >= 16 * mib)
+            CHECK(stack_child(16 * mib, 16 * mib, 1, 16 * mib, NULL) == 0, "a 16 MiB stack limit changed");
+    }
+    CHECK(stack_child(mib, mib, 0, 0, "stack size limit is 1024 KiB (hard limit 1024 KiB)") == 0 &&
+              stack_child(mib, mib, 0, 0, "ulimit -s 8192") == 0,
+          "1 MiB hard stack limit not refused with its message");
+}
+
 int main(void) {
     test_schedules();
     test_passes();
@@ -436,6 +492,7 @@ int main(void) {
     test_metrics();
     test_cpu_peak();
     test_pool();
+    test_stack_limit();
     if (failures) {
         fprintf(stderr, "test_dporun_unit: %d failure(s)\n", failures);
         return 1;
