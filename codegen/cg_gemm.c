@@ -75,10 +75,10 @@
  * runtime's pool threads are made with an 8 MiB stack, the calling
  * thread's stack limit is raised to 8 MiB where it is lower
  * (tpool_stack_ensure, runtime/threadpool.c), and a kernel is a leaf
- * (nothing else is on the stack above it), so this is safe; it needs no arena slot, no per-thread state in
- * the ABI and nothing from the schedule. The B block is the big one on
- * purpose: the cost of packing A (when it is packed) is O(1 / nc) per flop,
- * the cost of packing B O(1 / M).
+ * (nothing else is on the stack above it), so this is safe; it needs no
+ * arena slot, no per-thread state in the ABI and nothing from the schedule.
+ * The B block is the big one on purpose: the cost of packing A (when it is
+ * packed) is O(1 / nc) per flop, the cost of packing B O(1 / M).
  *
  * Shared drivers: when both operands are stored (plain memory), these loops
  * are not emitted in the matmul's kernel: the kernel calls
