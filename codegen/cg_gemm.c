@@ -655,21 +655,23 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
     }
     LLVMValueRef nbfull = NULL; /* B read in place: the block's columns in whole panels */
     if (pl->b_direct) nbfull = LLVMBuildNSWMul(b, LLVMBuildSDiv(b, ncur, cg_i64(c, nr), ""), cg_i64(c, nr), "nbfull");
+    /* the group's K blocks q: block q0 + q starts at pq(q); its rows are
+     * kk and accum above when there is one block (G = 1, also the masked
+     * case), else min(kcb, K - pq) and pq > 0 */
     CgFor qp;
-    LLVMValueRef qpk = G > 1 ? NULL : kk;
-    if (G > 1) cg_for_begin(c, &qp, i64z, nq, "qpack");
-    LLVMValueRef pq = G > 1 ? LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, q0, qp.iv, ""), kcb, "") : p0;
-    if (G > 1) qpk = cg_smin(c, kcb, LLVMBuildNSWSub(b, o->K, pq, ""));
-    LLVMValueRef Bq = G > 1 ? cg_gep(c, c->f32, Bp, LLVMBuildNSWMul(b, qp.iv, cg_i64(c, bstride), "")) : Bp;
+    cg_for_begin(c, &qp, i64z, nq, "qpack");
+    LLVMValueRef pq = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, q0, qp.iv, ""), kcb, "");
+    LLVMValueRef kq = G > 1 ? cg_smin(c, kcb, LLVMBuildNSWSub(b, o->K, pq, "")) : kk;
+    LLVMValueRef Bq = cg_gep(c, c->f32, Bp, LLVMBuildNSWMul(b, qp.iv, cg_i64(c, bstride), ""));
     if (pl->b_direct) { /* only a partial last panel is packed (zero columns) */
         LLVMBasicBlockRef bjoin;
         cg_if_begin(c, LLVMBuildICmp(b, LLVMIntSLT, nbfull, ncur, ""), &bjoin);
-        cg_gemm_pack_b(o, Bq, pq, qpk, LLVMBuildNSWAdd(b, n0, nbfull, ""), LLVMBuildNSWSub(b, ncur, nbfull, ""));
+        cg_gemm_pack_b(o, Bq, pq, kq, LLVMBuildNSWAdd(b, n0, nbfull, ""), LLVMBuildNSWSub(b, ncur, nbfull, ""));
         cg_if_end(c, bjoin);
     } else {
-        cg_gemm_pack_b(o, Bq, pq, qpk, n0, ncur);
+        cg_gemm_pack_b(o, Bq, pq, kq, n0, ncur);
     }
-    if (G > 1) cg_for_end(c, &qp);
+    cg_for_end(c, &qp);
 
     TileCtx x = {.o = o, .pl = pl, .Ap = Ap, .Ae = Ae, .Ar = Ar, .Ct = Ct, .plive = plive, .cbase = cbase,
                  .n0 = n0, .ncur = ncur, .nbfull = nbfull, .ldr = ldr, .ukty = ukty, .ukr = ukr};
@@ -687,18 +689,14 @@ static void emit_loops(CgGemmOps *o, const GemmPlan *pl, LLVMValueRef mc, LLVMVa
         LLVMBuildStore(b, panel_live(o, LLVMBuildNSWAdd(b, m0, i0, ""), mrc), LLVMBuildGEP2(b, c->i1, plive, &lp.iv, 1, ""));
         cg_for_end(c, &lp);
     }
-    if (G > 1) {
-        CgFor qt;
-        cg_for_begin(c, &qt, i64z, nq, "qtile");
-        LLVMValueRef pt = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, q0, qt.iv, ""), kcb, "");
-        LLVMValueRef kt = cg_smin(c, kcb, LLVMBuildNSWSub(b, o->K, pt, ""));
-        LLVMValueRef at = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntSGT, pt, i64z, ""), c->i32, "");
-        emit_block_tiles(&x, cg_gep(c, c->f32, Bp, LLVMBuildNSWMul(b, qt.iv, cg_i64(c, bstride), "")), m0, mcur, pt,
-                         kt, kt, at);
-        cg_for_end(c, &qt);
-    } else {
-        emit_block_tiles(&x, Bp, m0, mcur, p0, kc, kk, accum);
-    }
+    CgFor qt;
+    cg_for_begin(c, &qt, i64z, nq, "qtile");
+    LLVMValueRef pt = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, q0, qt.iv, ""), kcb, "");
+    LLVMValueRef kt = G > 1 ? cg_smin(c, kcb, LLVMBuildNSWSub(b, o->K, pt, "")) : kc;
+    LLVMValueRef at = G > 1 ? LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntSGT, pt, i64z, ""), c->i32, "") : accum;
+    emit_block_tiles(&x, cg_gep(c, c->f32, Bp, LLVMBuildNSWMul(b, qt.iv, cg_i64(c, bstride), "")), m0, mcur, pt, kt,
+                     G > 1 ? kt : kk, at);
+    cg_for_end(c, &qt);
     if (plive) { /* the tile is complete: its dead rows become 0 */
         cg_if_begin(c, glast, &join);
         zero_dead_rows(o, cbase, m0, mcur, n0, ncur, 0);
