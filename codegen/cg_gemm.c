@@ -3,7 +3,8 @@
  * C[b] = op(A[b]) . op(B[b]) with C [M, N], contraction K, op = transpose
  * or not per operand (ta, tb), batch b over the leading dims (the IR makes
  * them equal: broadcasting is an explicit op before the matmul). N is cut
- * into ceil(N / nc_max) blocks of whole micro-panels (nr columns) whose
+ * into ceil(N / nc_max) blocks (nc_max_at when ta = 1, below) of whole
+ * micro-panels (nr columns) whose
  * panel counts differ by at most one (block i: panels [i np / nb,
  * (i+1) np / nb) of np): 4864 columns are 2 blocks of 16 panels and 8 of
  * 15, not 9 of 16 and a short one of 8, which left one of two threads 5%
@@ -41,7 +42,11 @@
  * K = 896 that traffic cost 4-7% (bench/RESULTS.md, session 16). Packing is
  * unchanged (each B block once per run, each A block once per M block and
  * K block); only the order of the tiles' K blocks moves, which changes no
- * bit (below).
+ * bit (below). A^T (ta = 1) is packed once per N block, all of it: its N
+ * blocks are up to nc_max_at (twice nc_max) columns, which halves that
+ * packing (4.5% of the time of the 896 x 4864 x 1024 weight gradient), and
+ * the wider C panel runs in groups of K_GROUP_AT_BLOCKS, so the packed B
+ * of a group stays 2 MiB (session 17).
  *
  * Packing pays when many panels of the other operand reuse a packed one.
  * When few do (plan_in_place), a stored operand is read where it lies: a
@@ -69,7 +74,8 @@
  *
  * Scratch is on the stack of the calling thread (allocas in the entry
  * block of the kernel or shared driver, 64-byte aligned): Bp G x kc x
- * nc_max (512 KiB per K block on AVX2 and AVX-512: 2 MiB for a group), Ap
+ * nc_max (512 KiB per K block on AVX2 and AVX-512, 1 MiB when ta = 1: 2 MiB
+ * for a group), Ap
  * mc_max x kc only when A must be packed, Ar mc_max x (kc + 16) only when
  * A's rows are copied, Ae mr x kc, Ct mr x nr: at most ~2.3 MiB. The
  * runtime's pool threads are made with an 8 MiB stack, the calling
@@ -145,6 +151,7 @@ void cg_gemm_config(const char *features, CgGemmCfg *cfg) {
     cfg->kc = 256;
     cfg->mc_max = cfg->mr * 16;
     cfg->nc_max = (512 * 1024 / 4 / cfg->kc) / cfg->nr * cfg->nr;
+    cfg->nc_max_at = 2 * cfg->nc_max;
 }
 
 int cg_gemm_off(void) {
@@ -184,7 +191,7 @@ void cg_gemm_dims(const CgGemmCfg *cfg, const IrGraph *g, int32_t root, CgGemmDi
     d->batch = 1;
     for (int i = 0; i < r - 2; i++) d->batch *= n->shape[i];
     balance(d->M, cfg->mc_max, cfg->mr, &d->mc, &d->mb);
-    int64_t np = (d->N + cfg->nr - 1) / cfg->nr, most = cfg->nc_max / cfg->nr;
+    int64_t np = (d->N + cfg->nr - 1) / cfg->nr, most = (d->ta ? cfg->nc_max_at : cfg->nc_max) / cfg->nr;
     d->nb = (np + most - 1) / most;
     /* Few (batch, N block) runs and a short M: threads splitting a run
      * along M would each pack the run's whole B block (K x nc), so the N
@@ -748,13 +755,16 @@ enum { IN_PLACE_A_PANELS = 8, IN_PLACE_B_PANELS = 12 };
  * 256 cover the 0.5B model's K = 896 and 1,024 in one group; an M block of
  * 8 micro-panels keeps its C tiles, the K block of packed B being read and
  * A's rows within L2 (16 panels, 224 rows on AVX-512: the 0.5B GEMM total
- * 0.991 / 0.994x OpenBLAS against 1.019 / 1.004x with 8, same run) */
-enum { K_GROUP_BLOCKS = 4, K_GROUP_MC_PANELS = 8 };
+ * 0.991 / 0.994x OpenBLAS against 1.019 / 1.004x with 8, same run). A^T
+ * packed runs groups of 2 over N blocks twice as wide (nc_max_at), the
+ * same 2 MiB of packed B (bench/RESULTS.md, session 17) */
+enum { K_GROUP_BLOCKS = 4, K_GROUP_AT_BLOCKS = 2, K_GROUP_MC_PANELS = 8 };
 
 /* Which operands the loops read in place: A row-major and stored always
  * (rows copied when a_needs_copy), A^T stored and B row-major stored when
  * few panels of the other operand would reuse their packing; never under a
- * contraction mask, which gathers the live k. */
+ * contraction mask, which gathers the live k. And whether K blocks run in
+ * groups: A row-major read in place, or A^T packed, without that mask. */
 static void plan_in_place(const CgGemmCfg *cfg, const CgGemmDims *d, int a_stored, int b_stored, int mask_dim,
                           GemmPlan *pl) {
     memset(pl, 0, sizeof *pl);
@@ -766,7 +776,9 @@ static void plan_in_place(const CgGemmCfg *cfg, const CgGemmDims *d, int a_store
     pl->a_copy = pl->a_direct && !d->ta && a_needs_copy(d->K);
     int64_t mpan = (d->M + cfg->mr - 1) / cfg->mr;
     pl->b_direct = b_stored && !gather && !d->tb && mpan <= IN_PLACE_B_PANELS;
-    pl->kgroup = pl->a_direct && !d->ta ? K_GROUP_BLOCKS : 1;
+    if (pl->a_direct && !d->ta) pl->kgroup = K_GROUP_BLOCKS;
+    else if (d->ta && !pl->a_direct && !gather) pl->kgroup = K_GROUP_AT_BLOCKS;
+    else pl->kgroup = 1;
 }
 
 /* The shared driver of one variant (ta, tb, the plan's in-place choices, the
@@ -808,7 +820,7 @@ static LLVMValueRef shared_driver(Cg *c, const CgGemmCfg *cfg, int ta, int tb, c
     o.epi_args = LLVMGetParam(fn, 11);
     GemmPlan pl = *want;
     pl.kcmax = cfg->kc;
-    pl.ncmax = cfg->nc_max;
+    pl.ncmax = ta ? cfg->nc_max_at : cfg->nc_max;
     pl.mcmax = cfg->mc_max;
     emit_loops(&o, &pl, LLVMGetParam(fn, 6), LLVMGetParam(fn, 7), LLVMGetParam(fn, 8), LLVMGetParam(fn, 9), NULL);
     LLVMBuildRetVoid(c->b);

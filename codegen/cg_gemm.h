@@ -34,6 +34,7 @@ typedef struct CgGemmCfg {
     int kc;         /* K block: one B micro-panel kc x nr fits L1 */
     int mc_max;     /* rows of an M block (A rows stay in L2 across its N block) */
     int nc_max;     /* columns of an N block (packed B: kc x nc_max on the stack) */
+    int nc_max_at;  /* ... when A is transposed (ta = 1): A^T is packed once per N block */
     int fma;        /* the target has fused multiply-add */
 } CgGemmCfg;
 

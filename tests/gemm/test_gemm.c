@@ -12,9 +12,10 @@
  * (A^T with few N panels, B with few M micro-panels: small M and N, whole
  * and partial panels, batched, several K blocks), partial micro-panels of
  * 1, 2, 4 or 8 rows (a smaller micro-kernel on C itself: M = 32 and 64 on
- * 14-row and 6-row tiles) and of other counts (the stack tile), and
- * operands that are not stored (constants, evaluated inline while
- * packing).
+ * 14-row and 6-row tiles) and of other counts (the stack tile), operands
+ * that are not stored (constants, evaluated inline while packing), and N
+ * over two of the wider N blocks of A^T.B with K in a group of two K blocks
+ * and a group of one (2 x 60 x 1100 x 700; several M blocks on 6-row tiles).
  *
  * Checks:
  *  - every element against a double-precision loop over the same f32
@@ -58,6 +59,7 @@ static Mm cases[] = { /* ta, tb: set per variant by main */
     {4, 100, 20, 257, 0, 0, 0, 0},  {0, 12, 32, 40, 0, 0, 0, 1},    {0, 13, 31, 40, 0, 0, 1, 0},
     {0, 13, 40, 1024, 0, 0, 0, 0},  {2, 7, 17, 2048, 0, 0, 0, 0},   {0, 9, 20, 2101, 0, 0, 0, 0},
     {3, 20, 70, 300, 0, 0, 0, 0},   {0, 32, 64, 600, 0, 0, 0, 0},   {2, 64, 96, 520, 0, 0, 0, 0},
+    {2, 60, 1100, 700, 0, 0, 0, 0},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -154,12 +156,19 @@ static void check_case(DpocStep *s, int i, const char *label) {
     }
     int bad = 0;
     double worst = 0;
-    for (int64_t bi = 0; bi < nbatch(m); bi++)
+    /* one batch's op(A) rows and op(B) columns, contiguous along k */
+    double *ar = malloc((size_t)(m->M * m->K) * sizeof *ar), *bc = malloc((size_t)(m->N * m->K) * sizeof *bc);
+    for (int64_t bi = 0; ar && bc && bi < nbatch(m); bi++) {
+        for (int64_t r = 0; r < m->M; r++)
+            for (int64_t k = 0; k < m->K; k++) ar[r * m->K + k] = operand(m, 0, vals_a[i], bi, r, k);
+        for (int64_t j = 0; j < m->N; j++)
+            for (int64_t k = 0; k < m->K; k++) bc[j * m->K + k] = operand(m, 1, vals_b[i], bi, j, k);
         for (int64_t r = 0; r < m->M; r++)
             for (int64_t j = 0; j < m->N; j++) {
                 double sum = 0, sabs = 0;
+                const double *x = ar + r * m->K, *y = bc + j * m->K;
                 for (int64_t k = 0; k < m->K; k++) {
-                    double p = operand(m, 0, vals_a[i], bi, r, k) * operand(m, 1, vals_b[i], bi, j, k);
+                    double p = x[k] * y[k];
                     sum += p;
                     sabs += fabs(p);
                 }
@@ -174,7 +183,11 @@ static void check_case(DpocStep *s, int i, const char *label) {
                                 m->tb, (long long)bi, (long long)r, (long long)j, got, sum);
                 }
             }
+    }
+    CHECK_MSG(ar && bc, "%s case %d: out of memory for the reference", label, i);
     CHECK_MSG(bad == 0, "%s case %d: %d elements outside the bound", label, i, bad);
+    free(ar);
+    free(bc);
     free(c);
 }
 
